@@ -1,0 +1,3 @@
+from perfd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""Immutable values passed between stages (runner -> store -> analysis -> report).
+
+Field names carry role and unit. Every class validates itself in ``__post_init__`` and
+names the rule and the offending value when it refuses one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Mapping
+
+# Versions of what perfd writes. History, newest last:
+#   1 - first format: context + per-benchmark per-process samples.
+BENCHMARK_DATA_VERSION = 1
+
+
+class Direction(str, Enum):
+    """Which way is better for a metric."""
+
+    LOWER = "lower_is_better"
+    HIGHER = "higher_is_better"
+
+
+class RunStatus(str, Enum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+# Metrics perfd knows how to derive from harness output: name -> (unit, direction).
+# `time` is per-operation wall time from CLOCK_MONOTONIC; `throughput` is its inverse;
+# counters are per-operation hardware event counts from perf_event_open.
+KNOWN_METRICS: Mapping[str, tuple[str, Direction]] = {
+    "time": ("ns", Direction.LOWER),
+    "throughput": ("ops/s", Direction.HIGHER),
+    "instructions": ("count", Direction.LOWER),
+    "cycles": ("count", Direction.LOWER),
+    "cache_misses": ("count", Direction.LOWER),
+    "branch_misses": ("count", Direction.LOWER),
+}
+COUNTER_METRICS = ("cycles", "instructions", "cache_misses", "branch_misses")
+
+
+def stable_hash(data: Any) -> str:
+    """Short hex digest of JSON-serialisable data, independent of dict order."""
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    unit: str
+    direction: Direction
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("Metric.name: must not be empty")
+        if not isinstance(self.direction, Direction):
+            raise ValueError(f"Metric.direction: must be a Direction, got {self.direction!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class EnvFingerprint:
+    """What the machine looked like when a run happened.
+
+    Fields that identify the machine's configuration go into ``fingerprint_hash``; the load
+    average is recorded but not hashed (it changes every minute, the machine does not).
+    ``None`` means "could not be read here", never a guessed default.
+    """
+
+    hostname: str
+    kernel: str | None
+    cpu_model: str | None
+    cpu_count: int
+    governor: str | None
+    boost: bool | None
+    smt: bool | None
+    isolated_cpus: str | None
+    nohz_full: str | None
+    compiler: str | None
+    memory_total_bytes: int | None
+    load_avg_1m: float | None
+
+    def __post_init__(self) -> None:
+        if self.cpu_count < 1:
+            raise ValueError(f"EnvFingerprint.cpu_count: must be >= 1, got {self.cpu_count}")
+
+    def hashed_fields(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("load_avg_1m")
+        return data
+
+    @property
+    def fingerprint_hash(self) -> str:
+        return stable_hash(self.hashed_fields())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class HarnessContext:
+    """The context object a harness process printed (see harness/README.md)."""
+
+    format_version: str
+    harness_version: str
+    host: str
+    pinned_cpu: int | None
+    timer_resolution_ns: float
+    timer_overhead_ns: float
+    counters_available: tuple[str, ...]
+    counters_unavailable_reason: str | None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BenchmarkSamples:
+    """One benchmark's raw output from one harness process."""
+
+    name: str
+    iterations_per_sample: int
+    samples_ns: tuple[float, ...]
+    # counter name -> per-operation value of each sample (same length as samples_ns)
+    counters: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.samples_ns:
+            raise ValueError(f"BenchmarkSamples({self.name}).samples_ns: must not be empty")
+        bad = [v for v in self.samples_ns if not (math.isfinite(v) and v > 0)]
+        if bad:
+            raise ValueError(
+                f"BenchmarkSamples({self.name}).samples_ns: must be finite and > 0, got {bad[0]!r}"
+            )
+        if self.iterations_per_sample < 1:
+            raise ValueError(
+                f"BenchmarkSamples({self.name}).iterations_per_sample: must be >= 1, "
+                f"got {self.iterations_per_sample}"
+            )
+        for name, values in self.counters.items():
+            if len(values) != len(self.samples_ns):
+                raise ValueError(
+                    f"BenchmarkSamples({self.name}).counters[{name}]: has {len(values)} values "
+                    f"for {len(self.samples_ns)} samples"
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class HarnessOutput:
+    context: HarnessContext
+    benchmarks: tuple[BenchmarkSamples, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    """One harness process: one benchmark, one repetition."""
+
+    benchmark: str
+    repetition: int  # 0-based index among this benchmark's processes
+    round_index: int  # which round of the run it ran in (drift spreads evenly over rounds)
+    cpu: int | None  # CPU it was pinned to, None when not pinned
+    exit_code: int
+    duration_s: float
+    samples: BenchmarkSamples
+    counters_unavailable_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.repetition < 0:
+            raise ValueError(f"ProcessResult.repetition: must be >= 0, got {self.repetition}")
+        if self.duration_s < 0:
+            raise ValueError(f"ProcessResult.duration_s: must be >= 0, got {self.duration_s}")
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Statistics of one benchmark x metric in one run.
+
+    ``median``, ``mean``, ``stddev``, ``cv``, ``min`` and ``max`` are over process-level values
+    (each process summarised by the median of its samples) - the unit of analysis.
+    ``p95`` and ``p99`` and ``sample_cv`` are over all iteration samples (tails live there).
+    """
+
+    benchmark: str
+    metric: str
+    unit: str
+    direction: Direction
+    n_processes: int
+    n_samples: int
+    median: float
+    mean: float
+    stddev: float
+    cv: float
+    min: float
+    max: float
+    p95: float
+    p99: float
+    sample_cv: float
+
+    def __post_init__(self) -> None:
+        if self.n_processes < 1:
+            raise ValueError(f"Summary.n_processes: must be >= 1, got {self.n_processes}")
+        if self.n_samples < self.n_processes:
+            raise ValueError(
+                f"Summary.n_samples: must be >= n_processes ({self.n_processes}), "
+                f"got {self.n_samples}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """What is known when a run begins (stored as a RUNNING row)."""
+
+    suite: str
+    commit_sha: str
+    machine_id: str
+    config_hash: str  # hash of the suite's build + measurement settings
+    build_hash: str  # hash of commit + build settings (the build cache key)
+    started_at: datetime
+    pid: int  # perfd's own pid, so an interrupted run can be recognised later
+    tier: str = "manual"
+
+    def __post_init__(self) -> None:
+        if len(self.commit_sha) != 40 or any(c not in "0123456789abcdef" for c in self.commit_sha):
+            raise ValueError(f"RunStart.commit_sha: must be 40 lowercase hex digits, got {self.commit_sha!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A finished run: everything that is committed in one transaction."""
+
+    environment: EnvFingerprint
+    harness: HarnessContext
+    processes: tuple[ProcessResult, ...]
+    statistics: tuple[Summary, ...]
+    finished_at: datetime
+    # benchmark name -> config hash of that benchmark's measurement settings (series identity)
+    benchmark_config_hashes: Mapping[str, str] = field(default_factory=dict)
