@@ -1,0 +1,730 @@
+"""Pydantic models of perfd's three YAML files: suites, budgets and the daemon file.
+
+Every model forbids unknown keys and is frozen. The models check one value at a time;
+cross-references (a budget naming a suite, duplicate names found line by line) are checked
+again by ``perfd.config.loader``, which knows the line of every value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+import shlex
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
+
+from perfd.errors import ConfigError
+from perfd.model import KNOWN_METRICS, Direction, Metric
+
+# Version of the budgets file format. History, newest last:
+#   1 - first format: version + list of budgets (suite, benchmark glob, metric, limits).
+BUDGETS_VERSION = 1
+
+# Names that may appear as ${NAME} in build commands, environment values and harness paths.
+KNOWN_VARIABLES: tuple[str, ...] = (
+    "PERFD_WORKTREE",  # checkout of the commit under test
+    "PERFD_BUILD_DIR",  # where the build puts its output
+    "PERFD_HARNESS",  # directory holding perfd_harness.h / perfd_harness.c
+    "PERFD_SUITE_DIR",  # directory of the suite file
+    "PERFD_COMMIT",  # full sha of the commit under test
+    "PERFD_JOBS",  # parallel build jobs perfd allows
+)
+
+# Error types raised by the models' own cross-checks; the loader reports the same problems
+# with exact lines from its logical pass, so it drops these (see loader._GUARD_ERROR_PREFIX).
+GUARD_ERROR_PREFIX = "perfd_guard_"
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+SUITE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+MACHINE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+# $${NAME} is a literal "${NAME}"; ${NAME} is a variable reference.
+_VARIABLE_RE = re.compile(r"\$(\$?)\{([^}]*)\}")
+_URL_SCHEMES = ("https", "http", "ssh", "git", "file")
+_URL_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_SCP_RE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:")
+_STORAGE_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+._-]*://")
+
+
+def _fail(kind: str, message: str) -> PydanticCustomError:
+    """A validation error whose message is exactly ``message`` (braces are not templates)."""
+    return PydanticCustomError(kind, "{message}", {"message": message})
+
+
+def describe_value(value: Any) -> str:
+    """Short human rendering of a YAML value for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, str):
+        text = value if len(value) <= 60 else value[:57] + "..."
+        return repr(text)
+    return str(value)
+
+
+# --------------------------------------------------------------------------- variables
+
+
+def variable_problems(text: str) -> list[str]:
+    """Problems with the ``${NAME}`` references in ``text`` (empty when all are known)."""
+    problems = []
+    known = ", ".join(f"${{{n}}}" for n in KNOWN_VARIABLES)
+    for match in _VARIABLE_RE.finditer(text):
+        escaped, name = match.group(1), match.group(2)
+        if not escaped and name not in KNOWN_VARIABLES:
+            hint = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1)
+            did_you_mean = f" (did you mean ${{{hint[0]}}}?)" if hint else ""
+            problems.append(f"unknown variable ${{{name}}}; known: {known}{did_you_mean}")
+    if "${" in _VARIABLE_RE.sub("", text):
+        problems.append("unterminated ${ (write ${NAME}, or $${ for a literal ${)")
+    return problems
+
+
+def expand(text: str, variables: Mapping[str, str]) -> str:
+    """Replace every ``${NAME}`` in ``text`` by ``variables[NAME]`` (``$${`` is a literal ``${``).
+
+    Raises ConfigError when a referenced variable has no value in ``variables``.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        escaped, name = match.group(1), match.group(2)
+        if escaped:
+            return "${" + name + "}"
+        try:
+            return variables[name]
+        except KeyError:
+            raise ConfigError(
+                f"variable ${{{name}}} has no value here (in {text!r}); "
+                f"available: {', '.join(sorted(variables)) or 'none'}"
+            ) from None
+
+    return _VARIABLE_RE.sub(substitute, text)
+
+
+def _check_variables(text: str) -> str:
+    problems = variable_problems(text)
+    if problems:
+        raise _fail("unknown_variable", problems[0])
+    return text
+
+
+def _reject_bool(value: Any) -> Any:
+    # pydantic's lax mode reads true as 1; in a config file that is always a mistake.
+    if isinstance(value, bool):
+        raise _fail("number_type", f"expected a number, got {describe_value(value)}")
+    return value
+
+
+def _reject_shell_string(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            words = []
+        example = f": [{', '.join(_flow_scalar(w) for w in words)}]" if words else ""
+        raise _fail(
+            "shell_string",
+            f"use a list of arguments, not a shell string{example}",
+        )
+    return value
+
+
+def _flow_scalar(word: str) -> str:
+    # Quote a word for a YAML flow sequence when it would not read back as the same string.
+    if re.fullmatch(r"[A-Za-z0-9_./=+-]+", word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# Strings that may contain ${NAME} references.
+Templated = Annotated[str, AfterValidator(_check_variables)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+# Constraints come before the validator so that they reach the JSON Schema (minimum, ...).
+NonNegInt = Annotated[int, Field(ge=0), BeforeValidator(_reject_bool)]
+PosInt = Annotated[int, Field(ge=1), BeforeValidator(_reject_bool)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(_reject_bool)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_reject_bool)]
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
+Argv = Annotated[tuple[Templated, ...], BeforeValidator(_reject_shell_string)]
+
+
+def _unique_cpus(cpus: tuple[int, ...]) -> tuple[int, ...]:
+    seen: set[int] = set()
+    for cpu in cpus:
+        if cpu in seen:
+            raise _fail("duplicate_cpu", f"cpu {cpu} is listed twice")
+        seen.add(cpu)
+    return cpus
+
+
+CpuList = Annotated[tuple[NonNegInt, ...], AfterValidator(_unique_cpus)]
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class MetricSpec(BaseModel):
+    """A metric to record: one perfd derives, or a custom one with unit and direction.
+
+    Written either as a bare name (time) or as a mapping {name, unit, direction}.
+    """
+
+    model_config = _FROZEN
+
+    name: NonEmptyStr = Field(
+        description="Metric name; perfd derives: " + ", ".join(KNOWN_METRICS) + "."
+    )
+    unit: NonEmptyStr | None = Field(
+        default=None, description="Unit of the metric; required for metrics perfd does not know."
+    )
+    direction: Direction | None = Field(
+        default=None,
+        description="Which way is better; required for metrics perfd does not know.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if not isinstance(data, Mapping):
+            raise _fail(
+                "metric_type",
+                "expected a metric name or a mapping {name, unit, direction}, "
+                f"got {describe_value(data)}",
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self) -> MetricSpec:
+        known = KNOWN_METRICS.get(self.name)
+        if known is None:
+            missing = [f for f in ("unit", "direction") if getattr(self, f) is None]
+            if missing:
+                close = difflib.get_close_matches(self.name, list(KNOWN_METRICS), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise _fail(
+                    "unknown_metric",
+                    f"metric '{self.name}' is not one perfd derives{hint}; a custom metric "
+                    f"needs both unit and direction (known metrics: {', '.join(KNOWN_METRICS)})",
+                )
+            return self
+        unit, direction = known
+        if self.unit is not None and self.unit != unit:
+            raise _fail(
+                "metric_unit",
+                f"metric '{self.name}' is measured in {unit}, not {self.unit!r} (leave unit out)",
+            )
+        if self.direction is not None and self.direction is not direction:
+            raise _fail(
+                "metric_direction",
+                f"metric '{self.name}' is {direction.value}, not {self.direction.value} "
+                "(leave direction out)",
+            )
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # The YAML short form (a bare name) is accepted by _short_form; tell editors too.
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        short = {
+            "type": "string",
+            "minLength": 1,
+            "description": "A metric perfd derives: " + ", ".join(KNOWN_METRICS) + ".",
+            "examples": list(KNOWN_METRICS),
+        }
+        return {"anyOf": [short, schema]}
+
+    def resolve(self) -> Metric:
+        """The metric with unit and direction filled in from KNOWN_METRICS."""
+        known = KNOWN_METRICS.get(self.name)
+        unit = self.unit if self.unit is not None else known[0] if known else ""
+        direction = self.direction or (known[1] if known else Direction.LOWER)
+        return Metric(name=self.name, unit=unit, direction=direction)
+
+
+def _unique_metrics(metrics: tuple[MetricSpec, ...]) -> tuple[MetricSpec, ...]:
+    names = [m.name for m in metrics]
+    for name in names:
+        if names.count(name) > 1:
+            raise _fail(GUARD_ERROR_PREFIX + "duplicate_metric", f"duplicate metric '{name}'")
+    return metrics
+
+
+MetricList = Annotated[tuple[MetricSpec, ...], Field(min_length=1), AfterValidator(_unique_metrics)]
+
+
+# --------------------------------------------------------------------------- suites
+
+
+class Tier(StrEnum):
+    """When a suite runs in the daemon."""
+
+    COMMIT = "commit"
+    NIGHTLY = "nightly"
+    WEEKLY = "weekly"
+
+
+def _unique_tiers(tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
+    if len(set(tiers)) != len(tiers):
+        dup = next(t for t in tiers if tiers.count(t) > 1)
+        raise _fail("duplicate_tier", f"tier '{dup.value}' is listed twice")
+    return tiers
+
+
+class BuildStep(BaseModel):
+    """One build command, run without a shell."""
+
+    model_config = _FROZEN
+
+    argv: Argv = Field(
+        min_length=1,
+        description="Program and arguments as a list (never a shell string); may use ${PERFD_*}.",
+    )
+    cwd: Templated | None = Field(
+        default=None, description="Working directory; default the worktree. May use ${PERFD_*}."
+    )
+    env: dict[EnvName, Templated] = Field(
+        default_factory=dict, description="Environment variables merged over build.env."
+    )
+    timeout_s: PosFloat | None = Field(
+        default=None, description="Seconds before the step is killed; default build.timeout_s."
+    )
+
+
+class BuildConfig(BaseModel):
+    """How to build the benchmark binary from a checkout."""
+
+    model_config = _FROZEN
+
+    timeout_s: PosFloat = Field(
+        default=900.0, description="Default timeout of each step, in seconds."
+    )
+    env: dict[EnvName, Templated] = Field(
+        default_factory=dict, description="Environment variables for every step."
+    )
+    steps: tuple[BuildStep, ...] = Field(min_length=1, description="Commands run in order.")
+
+    def env_for(self, step: BuildStep) -> dict[str, str]:
+        """build.env with the step's env merged over it (values not yet expanded)."""
+        return {**self.env, **step.env}
+
+    def timeout_for(self, step: BuildStep) -> float:
+        """The step's timeout in seconds, falling back to build.timeout_s."""
+        return step.timeout_s if step.timeout_s is not None else self.timeout_s
+
+
+class HarnessConfig(BaseModel):
+    """The benchmark binary the build produces."""
+
+    model_config = _FROZEN
+
+    binary: Annotated[Templated, Field(min_length=1)] = Field(
+        description="Path of the built benchmark binary, e.g. ${PERFD_BUILD_DIR}/bench."
+    )
+    args: Argv = Field(default=(), description="Extra arguments passed to every harness process.")
+
+
+class MeasurementDefaults(BaseModel):
+    """Measurement settings every benchmark inherits (and may override one by one)."""
+
+    model_config = _FROZEN
+
+    warmup: NonNegInt = Field(default=1, description="Warmup samples discarded before measuring.")
+    samples: PosInt = Field(default=10, description="Samples recorded per process.")
+    min_time_s: PosFloat = Field(
+        default=0.01, description="Minimum duration of one sample, seconds."
+    )
+    repetitions: PosInt = Field(
+        default=5,
+        description="Separate processes per benchmark (the unit of statistical analysis).",
+    )
+    cpus: CpuList = Field(
+        default=(), description="CPUs to pin to; processes rotate over them. Empty: not pinned."
+    )
+    timeout_s: PosFloat = Field(
+        default=60.0, description="Timeout of one harness process, seconds."
+    )
+    counters: bool = Field(default=False, description="Ask the harness for hardware counters.")
+    threshold_pct: PosFloat = Field(
+        default=5.0, description="Change (percent) that counts as a regression."
+    )
+    metrics: MetricList = Field(
+        default=(MetricSpec(name="time", unit=None, direction=None),),
+        description="Metrics recorded for each benchmark.",
+        json_schema_extra={"default": ["time"]},
+    )
+
+
+class BenchmarkConfig(BaseModel):
+    """One benchmark of the harness, with optional overrides of the suite defaults."""
+
+    model_config = _FROZEN
+
+    name: NonEmptyStr = Field(description="The harness's benchmark name; unique in the suite.")
+    description: str | None = Field(default=None, description="Free text.")
+    warmup: NonNegInt | None = Field(default=None, description="Overrides defaults.warmup.")
+    samples: PosInt | None = Field(default=None, description="Overrides defaults.samples.")
+    min_time_s: PosFloat | None = Field(default=None, description="Overrides defaults.min_time_s.")
+    repetitions: PosInt | None = Field(default=None, description="Overrides defaults.repetitions.")
+    cpus: CpuList | None = Field(default=None, description="Overrides defaults.cpus.")
+    timeout_s: PosFloat | None = Field(default=None, description="Overrides defaults.timeout_s.")
+    counters: bool | None = Field(default=None, description="Overrides defaults.counters.")
+    threshold_pct: PosFloat | None = Field(
+        default=None, description="Overrides defaults.threshold_pct."
+    )
+    metrics: MetricList | None = Field(default=None, description="Replaces defaults.metrics.")
+
+
+_OVERRIDABLE = tuple(MeasurementDefaults.model_fields)
+
+
+@dataclass(frozen=True, slots=True)
+class BenchmarkSettings:
+    """A benchmark's effective measurement settings: suite defaults merged with overrides."""
+
+    name: str
+    description: str | None
+    warmup: int
+    samples: int
+    min_time_s: float
+    repetitions: int
+    cpus: tuple[int, ...]
+    timeout_s: float
+    counters: bool
+    threshold_pct: float
+    metrics: tuple[Metric, ...]
+
+    def metric(self, name: str) -> Metric | None:
+        """The metric called ``name``, or None when this benchmark does not record it."""
+        return next((m for m in self.metrics if m.name == name), None)
+
+
+def _validate_repository(value: str) -> str:
+    scheme = _URL_RE.match(value)
+    if scheme and scheme.group(1).lower() not in _URL_SCHEMES:
+        raise _fail(
+            "repository_scheme",
+            f"unsupported URL scheme '{scheme.group(1)}' "
+            f"(use {', '.join(s + '://' for s in _URL_SCHEMES)}, user@host:path or a local path)",
+        )
+    return value
+
+
+class SuiteConfig(BaseModel):
+    """A suite: a repository, how to build its benchmark binary, and what to measure."""
+
+    model_config = _FROZEN
+
+    name: str = Field(
+        pattern=SUITE_NAME_PATTERN, description="Suite name, unique across all suites."
+    )
+    description: str | None = Field(default=None, description="Free text.")
+    repository: Annotated[NonEmptyStr, AfterValidator(_validate_repository)] = Field(
+        description="Local path (relative to this file) or URL (https://, ssh://, "
+        "user@host:path, file://) of the git repository."
+    )
+    branches: tuple[NonEmptyStr, ...] = Field(
+        default=("main",), min_length=1, description="Branches the daemon tracks."
+    )
+    build: BuildConfig = Field(description="How to build the benchmark binary.")
+    harness: HarnessConfig = Field(description="The benchmark binary and its arguments.")
+    defaults: MeasurementDefaults = Field(
+        default_factory=MeasurementDefaults,
+        description="Measurement settings every benchmark inherits.",
+    )
+    tiers: Annotated[tuple[Tier, ...], AfterValidator(_unique_tiers)] = Field(
+        default=(Tier.COMMIT, Tier.NIGHTLY, Tier.WEEKLY),
+        description="Daemon tiers this suite runs in.",
+    )
+    benchmarks: tuple[BenchmarkConfig, ...] = Field(
+        min_length=1, description="Benchmarks to run, by harness name."
+    )
+
+    _source_path: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _guard_and_attach(self, info: ValidationInfo) -> SuiteConfig:
+        names = [b.name for b in self.benchmarks]
+        for name in names:
+            if names.count(name) > 1:
+                raise _fail(
+                    GUARD_ERROR_PREFIX + "duplicate_benchmark", f"duplicate benchmark '{name}'"
+                )
+        source = (info.context or {}).get("source_path")
+        if source is not None:
+            self._source_path = Path(source).absolute()
+        return self
+
+    def with_source(self, path: Path) -> SuiteConfig:
+        """A copy that knows it was read from ``path`` (relative repositories resolve there)."""
+        copy = self.model_copy()
+        copy._source_path = Path(path).absolute()
+        return copy
+
+    @property
+    def source_path(self) -> Path | None:
+        """Absolute path of the file this suite was loaded from (None when built in memory)."""
+        return self._source_path
+
+    @property
+    def suite_dir(self) -> Path:
+        """Directory of the suite file; the current directory for a suite built in memory."""
+        return self._source_path.parent if self._source_path else Path.cwd()
+
+    def repository_is_local(self) -> bool:
+        """True when ``repository`` is a filesystem path rather than a URL."""
+        return not (_URL_RE.match(self.repository) or _SCP_RE.match(self.repository))
+
+    def repository_location(self) -> str:
+        """Absolute path of a local repository (resolved against suite_dir); URLs unchanged."""
+        if not self.repository_is_local():
+            return self.repository
+        path = Path(self.repository).expanduser()
+        return str(path if path.is_absolute() else (self.suite_dir / path).resolve())
+
+    def benchmark_names(self) -> tuple[str, ...]:
+        """Benchmark names in file order."""
+        return tuple(b.name for b in self.benchmarks)
+
+    def settings_for(self, benchmark_name: str) -> BenchmarkSettings:
+        """Effective settings of one benchmark; raises ConfigError for an unknown name."""
+        for bench in self.benchmarks:
+            if bench.name == benchmark_name:
+                return self._merge(bench)
+        close = difflib.get_close_matches(benchmark_name, self.benchmark_names(), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(
+            f"suite '{self.name}' has no benchmark '{benchmark_name}'{hint}; "
+            f"it has: {', '.join(self.benchmark_names())}"
+        )
+
+    def all_settings(self) -> tuple[BenchmarkSettings, ...]:
+        """Effective settings of every benchmark, in file order."""
+        return tuple(self._merge(b) for b in self.benchmarks)
+
+    def _merge(self, bench: BenchmarkConfig) -> BenchmarkSettings:
+        values: dict[str, Any] = {}
+        for field in _OVERRIDABLE:
+            override = getattr(bench, field)
+            values[field] = override if override is not None else getattr(self.defaults, field)
+        values["metrics"] = tuple(m.resolve() for m in values["metrics"])
+        return BenchmarkSettings(name=bench.name, description=bench.description, **values)
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+class BudgetConfidence(StrEnum):
+    """Least confidence a regression needs before it breaks the budget."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Budget(BaseModel):
+    """An acceptable limit for a metric of the benchmarks a glob matches."""
+
+    model_config = _FROZEN
+
+    suite: NonEmptyStr = Field(description="Name of a suite.")
+    benchmark: NonEmptyStr = Field(
+        description="fnmatch glob over the suite's benchmark names, e.g. request/*."
+    )
+    metric: NonEmptyStr = Field(description="A metric the matched benchmarks record.")
+    max_regression_pct: PosFloat | None = Field(
+        default=None, description="Largest accepted regression against the baseline, percent."
+    )
+    max_value: NonNegFloat | None = Field(
+        default=None,
+        description="Absolute limit in the metric's unit: a ceiling for lower_is_better "
+        "metrics, a floor for higher_is_better ones.",
+    )
+    confidence: BudgetConfidence = Field(
+        default=BudgetConfidence.MEDIUM, description="Least confidence that breaks the budget."
+    )
+    owner: str | None = Field(default=None, description="Who is responsible (free text).")
+
+    @model_validator(mode="after")
+    def _has_limit(self) -> Budget:
+        if self.max_regression_pct is None and self.max_value is None:
+            raise _fail("budget_limit", "a budget needs max_regression_pct, max_value or both")
+        return self
+
+    def matches(self, suite: str, benchmark: str, metric: str | None = None) -> bool:
+        """True when this budget applies to ``benchmark`` of ``suite`` (and ``metric``)."""
+        return (
+            suite == self.suite
+            and fnmatch.fnmatchcase(benchmark, self.benchmark)
+            and (metric is None or metric == self.metric)
+        )
+
+
+def _check_budgets_version(version: int) -> int:
+    if version != BUDGETS_VERSION:
+        raise _fail(
+            "unsupported_version",
+            f"unsupported budgets version {version}: this perfd reads version {BUDGETS_VERSION}",
+        )
+    return version
+
+
+BudgetsVersion = Annotated[
+    int, BeforeValidator(_reject_bool), AfterValidator(_check_budgets_version)
+]
+
+
+class BudgetsConfig(BaseModel):
+    """The budgets file: performance limits that gate CI and page owners."""
+
+    model_config = _FROZEN
+
+    version: BudgetsVersion = Field(
+        description="Format version; must be 1.", json_schema_extra={"const": BUDGETS_VERSION}
+    )
+    budgets: tuple[Budget, ...] = Field(default=(), description="The budgets.")
+
+    def for_benchmark(self, suite: str, benchmark: str, metric: str) -> tuple[Budget, ...]:
+        """Budgets that apply to one benchmark x metric of a suite, in file order."""
+        return tuple(b for b in self.budgets if b.matches(suite, benchmark, metric))
+
+
+# --------------------------------------------------------------------------- daemon
+
+
+def machine_id_from_hostname(hostname: str | None = None) -> str:
+    """A valid machine id made from ``hostname`` (default: this host's name)."""
+    name = hostname if hostname is not None else socket.gethostname()
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", name)
+    name = re.sub(r"^[^A-Za-z0-9]+", "", name).rstrip("-_.")
+    return name or "localhost"
+
+
+def _default_storage_url(data: dict[str, Any]) -> str:
+    return f"sqlite:///{data['data_dir']}/perfd.db"
+
+
+class DaemonConfig(BaseModel):
+    """The daemon file: where perfd keeps its data and finds suites and budgets."""
+
+    model_config = _FROZEN
+
+    machine_id: str = Field(
+        default_factory=machine_id_from_hostname,
+        pattern=MACHINE_ID_PATTERN,
+        description="Identifies this benchmark machine; default: the hostname.",
+    )
+    data_dir: Path = Field(
+        default=Path(".perfd"),
+        validate_default=True,
+        description="Directory for the database, builds and evidence; relative to this file.",
+    )
+    storage_url: str = Field(
+        default_factory=_default_storage_url,
+        description="SQLAlchemy database URL; default sqlite:///<data_dir>/perfd.db.",
+    )
+    suites_dir: Path = Field(
+        default=Path("suites"),
+        validate_default=True,
+        description="Directory of suite files; relative to this file.",
+    )
+    budgets: Path = Field(
+        default=Path("budgets.yaml"),
+        validate_default=True,
+        description="Budgets file (may be absent); relative to this file.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_machine_id(cls, data: Any, info: ValidationInfo) -> Any:
+        hostname = (info.context or {}).get("hostname")
+        if isinstance(data, Mapping) and "machine_id" not in data and hostname is not None:
+            return {**data, "machine_id": machine_id_from_hostname(hostname)}
+        return data
+
+    @field_validator("data_dir", "suites_dir", "budgets", mode="after")
+    @classmethod
+    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
+
+    @field_validator("storage_url", mode="after")
+    @classmethod
+    def _check_url(cls, value: str, info: ValidationInfo) -> str:
+        if not _STORAGE_URL_RE.match(value):
+            raise _fail(
+                "storage_url",
+                f"expected an SQLAlchemy URL such as sqlite:////var/lib/perfd/perfd.db or "
+                f"postgresql+psycopg://perfd@db/perfd, got {describe_value(value)}",
+            )
+        # A relative SQLite path would depend on the daemon's working directory; make it
+        # relative to this file like every other path in it.
+        prefix = "sqlite:///"
+        rest = value[len(prefix) :] if value.startswith(prefix) else None
+        if rest and not rest.startswith("/") and not rest.startswith(":memory:"):
+            return prefix + str(_resolve(Path(rest), info))
+        return value
+
+    # The fields already hold resolved values (absolute paths, a filled-in machine id and
+    # database URL); these accessors exist for callers that ask for them explicitly.
+    def machine_id_resolved(self) -> str:
+        """The machine id (the sanitised hostname when the file does not set one)."""
+        return self.machine_id
+
+    def data_dir_resolved(self) -> Path:
+        """The data directory (absolute when loaded from a file)."""
+        return self.data_dir
+
+    def storage_url_resolved(self) -> str:
+        """The SQLAlchemy URL (sqlite:///<data_dir>/perfd.db when the file does not set one)."""
+        return self.storage_url
+
+    def suites_dir_resolved(self) -> Path:
+        """The suites directory (absolute when loaded from a file)."""
+        return self.suites_dir
+
+    def budgets_resolved(self) -> Path:
+        """The budgets file path (absolute when loaded from a file; it may not exist)."""
+        return self.budgets
+
+    @classmethod
+    def default(cls, cwd: Path, hostname: str | None = None) -> DaemonConfig:
+        """The configuration used when no daemon file is given: everything under ``cwd``."""
+        return cls.model_validate({}, context={"base_dir": Path(cwd), "hostname": hostname})
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    value = value.expanduser()
+    base = (info.context or {}).get("base_dir")
+    if value.is_absolute() or base is None:
+        return value
+    return Path(base).absolute() / value
