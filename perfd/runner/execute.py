@@ -1,0 +1,142 @@
+"""Run harness processes: one benchmark per process, N processes each, spread over rounds."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from perfd.errors import HarnessError
+from perfd.model import HarnessContext, ProcessResult
+from perfd.runner.parse import parse_harness_json
+from perfd.runner.procs import Completed, run_process
+
+LIST_TIMEOUT_S = 30.0
+_ERE_SPECIAL = set(".[]{}()\\*+?^$|")
+
+
+def ere_escape(text: str) -> str:
+    """Escape text for a POSIX extended regular expression (the harness's --filter)."""
+    return "".join("\\" + c if c in _ERE_SPECIAL else c for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """How to measure one benchmark (resolved from the suite)."""
+
+    name: str
+    warmup: int
+    samples: int
+    min_time_s: float
+    repetitions: int
+    cpus: tuple[int, ...]
+    timeout_s: float
+    counters: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedProcess:
+    benchmark: Measure
+    repetition: int
+    round_index: int
+    cpu: int | None
+
+
+def plan_rounds(measures: Sequence[Measure], rng: random.Random) -> list[PlannedProcess]:
+    """Interleave benchmarks: round r runs repetition r of every benchmark, in shuffled order.
+
+    Slow drift of the machine (thermal, background load) then lands on every benchmark
+    evenly instead of on whichever happened to run last.
+    """
+    plan = []
+    for r in range(max((m.repetitions for m in measures), default=0)):
+        this_round = [m for m in measures if m.repetitions > r]
+        rng.shuffle(this_round)
+        for m in this_round:
+            cpu = m.cpus[r % len(m.cpus)] if m.cpus else None
+            plan.append(PlannedProcess(m, r, r, cpu))
+    return plan
+
+
+class HarnessRunner:
+    """Talks to one built benchmark binary."""
+
+    def __init__(
+        self, binary: Path, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> None:
+        self.binary = binary
+        self.extra_args = tuple(extra_args)
+        self.env = env
+
+    def _run(self, args: Sequence[str], timeout_s: float) -> Completed:
+        argv = [str(self.binary), *self.extra_args, *args]
+        try:
+            return run_process(argv, timeout_s=timeout_s, env=self.env)
+        except (FileNotFoundError, PermissionError) as exc:
+            raise HarnessError(f"cannot start harness {self.binary}: {exc.strerror}") from None
+
+    def list_benchmarks(self) -> list[str]:
+        """Names the binary offers (`--list`)."""
+        done = self._run(["--list"], LIST_TIMEOUT_S)
+        failure = done.describe_failure()
+        if failure:
+            raise HarnessError(
+                f"harness {self.binary} --list {failure}" + _tail(done)
+            )
+        return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+    def run_one(self, planned: PlannedProcess) -> tuple[ProcessResult, HarnessContext]:
+        """Run one process of one benchmark; raise HarnessError with the cause and stderr tail."""
+        m = planned.benchmark
+        args = [
+            "--filter", f"^{ere_escape(m.name)}$", "--json",
+            "--warmup", str(m.warmup), "--samples", str(m.samples),
+            "--min-time", repr(m.min_time_s),
+        ]
+        if planned.cpu is not None:
+            args += ["--cpu", str(planned.cpu)]
+        if m.counters:
+            args.append("--counters")
+        done = self._run(args, m.timeout_s)
+        where = f"benchmark {m.name!r} (process {planned.repetition + 1} of {m.repetitions})"
+        failure = done.describe_failure()
+        if done.timed_out:
+            failure = f"timed out after {m.timeout_s:g} s (per-process timeout) and was killed"
+        if failure:
+            # The harness exits with the number of failed benchmarks; its JSON says why.
+            detail = ""
+            if done.returncode > 0 and not done.timed_out:
+                try:
+                    parse_harness_json(done.stdout)
+                except HarnessError as exc:
+                    detail = f": {exc}"
+            raise HarnessError(f"{where}: harness {failure}{detail}" + _tail(done))
+        try:
+            output = parse_harness_json(done.stdout)
+        except HarnessError as exc:
+            raise HarnessError(f"{where}: {exc}" + _tail(done)) from None
+        matches = [b for b in output.benchmarks if b.name == m.name]
+        if len(matches) != 1:
+            got = ", ".join(b.name for b in output.benchmarks) or "nothing"
+            raise HarnessError(f"{where}: expected results for {m.name!r}, harness reported {got}")
+        if len(matches[0].samples_ns) != m.samples:
+            raise HarnessError(
+                f"{where}: asked for {m.samples} samples, harness reported "
+                f"{len(matches[0].samples_ns)}"
+            )
+        return ProcessResult(
+            benchmark=m.name,
+            repetition=planned.repetition,
+            round_index=planned.round_index,
+            cpu=planned.cpu,
+            exit_code=done.returncode,
+            duration_s=done.duration_s,
+            samples=matches[0],
+            counters_unavailable_reason=output.context.counters_unavailable_reason,
+        ), output.context
+
+
+def _tail(done: Completed) -> str:
+    tail = done.stderr_tail()
+    return f"\n--- harness stderr (last lines) ---\n{tail}" if tail else ""

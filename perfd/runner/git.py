@@ -1,0 +1,105 @@
+"""Git access: resolve commits and materialise them in worktrees, never touching the user's checkout."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from perfd.errors import RepositoryError
+
+# A revision as a user may type it on the command line: a sha, a branch, a tag, HEAD~2.
+# A leading '-' could be read by git as an option, so it is refused.
+_REV = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~^@{}-]{0,199}$")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_URL = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
+
+
+def validate_rev(rev: str) -> str:
+    """Return rev if it is a safe revision expression; raise RepositoryError otherwise."""
+    if not _REV.match(rev) or ".." in rev:
+        raise RepositoryError(
+            f"{rev!r} is not a valid commit: use a commit id, a branch or a tag name"
+        )
+    return rev
+
+
+def is_url(location: str) -> bool:
+    return bool(_URL.match(location))
+
+
+def _git(repo: Path, *args: str, timeout_s: float = 300) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise RepositoryError("git is not installed (needed to check out commits)") from None
+    except subprocess.TimeoutExpired:
+        raise RepositoryError(f"git {args[0]} in {repo} timed out after {timeout_s:.0f} s") from None
+    if out.returncode != 0:
+        raise RepositoryError(f"git {' '.join(args)} failed in {repo}: {out.stderr.strip()}")
+    return out.stdout
+
+
+class Repository:
+    """A git repository perfd reads from: a local path, or a mirror of a URL in data_dir."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def open(cls, location: str, mirrors_dir: Path) -> Repository:
+        """Open a local repository, or clone/fetch a mirror of a URL under mirrors_dir."""
+        if is_url(location):
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", location)[-100:]
+            mirror = mirrors_dir / f"{name}.git"
+            if mirror.exists():
+                _git(mirror, "fetch", "--prune", "origin", timeout_s=1800)
+            else:
+                mirrors_dir.mkdir(parents=True, exist_ok=True)
+                _git(mirrors_dir, "clone", "--mirror", "--", location, str(mirror), timeout_s=1800)
+            return cls(mirror)
+        path = Path(location)
+        if not path.exists():
+            raise RepositoryError(f"repository {location} does not exist")
+        try:
+            _git(path, "rev-parse", "--git-dir")
+        except RepositoryError:
+            raise RepositoryError(f"{location} is not a git repository") from None
+        return cls(path)
+
+    def resolve(self, rev: str) -> str:
+        """Full 40-hex commit id of rev; RepositoryError if it names no commit here."""
+        validate_rev(rev)
+        try:
+            sha = _git(self.path, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                       f"{rev}^{{commit}}").strip()
+        except RepositoryError:
+            sha = ""
+        if not _SHA.match(sha):
+            raise RepositoryError(f"commit {rev!r} does not exist in {self.path}")
+        return sha
+
+    def worktree(self, sha: str, dest: Path) -> Path:
+        """Check out sha (detached) at dest as a git worktree; replaces a stale dest."""
+        if not _SHA.match(sha):
+            raise RepositoryError(f"internal: worktree needs a full commit id, got {sha!r}")
+        if dest.exists():
+            self.remove_worktree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _git(self.path, "worktree", "prune")
+        _git(self.path, "worktree", "add", "--detach", "--force", str(dest), sha)
+        return dest
+
+    def remove_worktree(self, dest: Path) -> None:
+        try:
+            _git(self.path, "worktree", "remove", "--force", str(dest))
+        except RepositoryError:
+            shutil.rmtree(dest, ignore_errors=True)
+            _git(self.path, "worktree", "prune")
