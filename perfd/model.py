@@ -9,24 +9,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from enum import Enum
-from typing import Any, Mapping
+from enum import StrEnum
+from typing import Any
 
 # Versions of what perfd writes. History, newest last:
 #   1 - first format: context + per-benchmark per-process samples.
 BENCHMARK_DATA_VERSION = 1
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Which way is better for a metric."""
 
     LOWER = "lower_is_better"
     HIGHER = "higher_is_better"
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
@@ -143,11 +144,28 @@ class BenchmarkSamples:
                 f"got {self.iterations_per_sample}"
             )
         for name, values in self.counters.items():
+            if not all(math.isfinite(v) and v >= 0 for v in values):
+                raise ValueError(
+                    f"BenchmarkSamples({self.name}).counters[{name}]: must be finite and >= 0"
+                )
             if len(values) != len(self.samples_ns):
                 raise ValueError(
                     f"BenchmarkSamples({self.name}).counters[{name}]: has {len(values)} values "
                     f"for {len(self.samples_ns)} samples"
                 )
+
+
+    def metric_values(self, metric: str) -> tuple[float, ...] | None:
+        """Per-sample values of a metric, None when this process did not measure it.
+
+        ``time`` is ns per operation, ``throughput`` its inverse in operations per second,
+        counters are per-operation event counts (absent when the kernel did not allow them).
+        """
+        if metric == "time":
+            return self.samples_ns
+        if metric == "throughput":
+            return tuple(1e9 / v for v in self.samples_ns)
+        return self.counters.get(metric)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,16 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from perfd.model import BenchmarkSamples, Metric, ProcessResult, Summary
-
-
-def metric_values(samples: BenchmarkSamples, metric: str) -> tuple[float, ...] | None:
-    """Per-sample values of a metric from one process's samples, None if not measured."""
-    if metric == "time":
-        return samples.samples_ns
-    if metric == "throughput":
-        return tuple(1e9 / v for v in samples.samples_ns)
-    return samples.counters.get(metric)
+from perfd.model import Metric, ProcessResult, Summary
 
 
 def _cv(values: np.ndarray) -> float:
@@ -62,7 +53,7 @@ def summarize_processes(
     """One Summary per metric that every process of this benchmark measured."""
     out = []
     for metric in metrics:
-        values = [metric_values(p.samples, metric.name) for p in processes]
+        values = [p.samples.metric_values(metric.name) for p in processes]
         present = [v for v in values if v is not None]
         if present and len(present) == len(values):
             out.append(summarize(benchmark, metric, present))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from perfd.analysis.summary import metric_values, summarize_processes
+from perfd.analysis.summary import summarize_processes
 from perfd.config import SuiteConfig, expand
 from perfd.errors import HarnessError, PerfdError
 from perfd.model import (
@@ -26,7 +26,7 @@ from perfd.model import (
     Summary,
     stable_hash,
 )
-from perfd.runner.build import BuiltHarness, Builder
+from perfd.runner.build import Builder, BuiltHarness
 from perfd.runner.execute import HarnessRunner, Measure, plan_rounds
 from perfd.runner.fingerprint import HostProbe
 from perfd.runner.git import Repository
@@ -175,7 +175,7 @@ def write_benchmark_data(out_dir: Path, run_id: int, suite: SuiteConfig, sha: st
                  "duration_s": round(p.duration_s, 6),
                  "iterations_per_sample": p.samples.iterations_per_sample,
                  "values": {m.name: list(v) for m in s.metrics
-                            if (v := metric_values(p.samples, m.name)) is not None}}
+                            if (v := p.samples.metric_values(m.name)) is not None}}
                 for p in result.processes if p.benchmark == bench.name
             ],
         })

@@ -59,3 +59,16 @@ def test_budgets_version_is_const_1() -> None:
 def test_unknown_kind() -> None:
     with pytest.raises(UsageError, match="choose one of: suite, budgets, daemon"):
         json_schema("bogus")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["suite", "budgets", "daemon"])
+def test_committed_schema_files_are_current(kind):
+    """schemas/*.schema.json (what editors point at) match `perfd schema KIND`.
+
+    Regenerate with: for k in suite budgets daemon; do perfd schema $k > schemas/$k.schema.json; done
+    """
+    import json
+    from pathlib import Path
+
+    committed = Path(__file__).parents[2] / "schemas" / f"{kind}.schema.json"
+    assert json.loads(committed.read_text()) == json_schema(kind)

@@ -1,6 +1,6 @@
 import pytest
 
-from perfd.analysis.summary import metric_values, summarize, summarize_processes
+from perfd.analysis.summary import summarize, summarize_processes
 from perfd.model import BenchmarkSamples, Direction, Metric, ProcessResult
 
 TIME = Metric("time", "ns", Direction.LOWER)
@@ -35,7 +35,7 @@ def proc(rep, samples, counters=None):
 
 def test_throughput_is_higher_is_better_inverse_of_time():
     p = proc(0, [1000.0, 500.0])
-    assert metric_values(p.samples, "throughput") == (1e6, 2e6)
+    assert p.samples.metric_values("throughput") == (1e6, 2e6)
 
 
 def test_unmeasured_metric_gives_no_summary():

@@ -1,0 +1,250 @@
+"""Hand-written, ordered schema migrations and the schema version stored in ``schema_meta``.
+
+Each migration is a function of a ``Connection`` that runs inside its own transaction,
+together with the update of ``schema_meta.schema_version``, so a database is always at one
+well-defined version. A migration describes the schema *as of its version*: it never reads
+``tables.py`` (which is the current schema and keeps changing), so upgrading an empty
+database through every step always gives the same result.
+
+To add a migration: append ``(N, "what it does", _vN)`` to ``MIGRATIONS``, bump
+``SCHEMA_VERSION`` with a history line, and change ``tables.py`` to match (a test compares
+the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Double,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+    select,
+    update,
+)
+
+from perfd.errors import StorageError
+from perfd.store.tables import NAMING_CONVENTION, BigId, UtcDateTime, schema_meta
+
+# Schema versions, newest last:
+#   1 - environments, benchmark_runs, processes, measurements, statistics.
+SCHEMA_VERSION = 1
+
+VERSION_KEY = "schema_version"
+
+# Connection execution option asking for a write transaction. On SQLite the store's engine
+# then starts it with BEGIN IMMEDIATE: the write lock is taken (waiting up to the busy
+# timeout) before anything is read, so a read-then-write transaction can never fail
+# half-way with "database is locked".
+WRITE_TRANSACTION = "perfd_write_transaction"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a write transaction: commits on success, rolls back on error."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_TRANSACTION: True})
+        with conn.begin():
+            yield conn
+
+
+def _v1(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+    Table(
+        "schema_meta",
+        md,
+        Column("key", String(64), primary_key=True),
+        Column("value", String(200), nullable=False),
+    )
+    Table(
+        "environments",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("fingerprint_hash", String(64), nullable=False, unique=True),
+        Column("data", Text, nullable=False),
+        Column("first_seen_at", UtcDateTime, nullable=False),
+    )
+    Table(
+        "benchmark_runs",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("suite", String(200), nullable=False),
+        Column("commit_sha", String(40), nullable=False),
+        Column("machine_id", String(200), nullable=False),
+        Column("config_hash", String(64), nullable=False),
+        Column("build_hash", String(64), nullable=False),
+        Column("environment_id", Integer, ForeignKey("environments.id"), nullable=True),
+        Column("status", String(16), nullable=False),
+        Column("tier", String(32), nullable=False),
+        Column("started_at", UtcDateTime, nullable=False),
+        Column("finished_at", UtcDateTime, nullable=True),
+        Column("error", Text, nullable=True),
+        Column("pid", Integer, nullable=False),
+        Column("hostname", String(255), nullable=False),
+        Column("load_avg_1m", Double, nullable=True),
+        Column("harness_version", String(64), nullable=True),
+        Column("harness_context", Text, nullable=True),
+        Column("output_dir", Text, nullable=True),
+        Index(None, "suite", "machine_id", "commit_sha"),
+        Index(None, "status"),
+    )
+    Table(
+        "processes",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column(
+            "run_id",
+            Integer,
+            ForeignKey("benchmark_runs.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("benchmark", String(200), nullable=False),
+        Column("repetition", Integer, nullable=False),
+        Column("round_index", Integer, nullable=False),
+        Column("cpu", Integer, nullable=True),
+        Column("exit_code", Integer, nullable=False),
+        Column("duration_s", Double, nullable=False),
+        Column("iterations_per_sample", BigInteger, nullable=False),
+        Column("n_samples", Integer, nullable=False),
+        Column("counters_unavailable_reason", Text, nullable=True),
+        UniqueConstraint("run_id", "benchmark", "repetition"),
+    )
+    Table(
+        "measurements",
+        md,
+        Column("id", BigId, primary_key=True),
+        Column(
+            "run_id",
+            Integer,
+            ForeignKey("benchmark_runs.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column(
+            "process_id",
+            Integer,
+            ForeignKey("processes.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("benchmark", String(200), nullable=False),
+        Column("metric", String(64), nullable=False),
+        Column("sample_index", Integer, nullable=False),
+        Column("value", Double, nullable=False),
+        Index(None, "run_id", "benchmark", "metric"),
+        Index(None, "process_id").ddl_if(dialect="postgresql"),
+    )
+    Table(
+        "statistics",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column(
+            "run_id",
+            Integer,
+            ForeignKey("benchmark_runs.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("benchmark", String(200), nullable=False),
+        Column("metric", String(64), nullable=False),
+        Column("unit", String(32), nullable=False),
+        Column("direction", String(32), nullable=False),
+        Column("config_hash", String(64), nullable=False),
+        *(
+            Column(name, Integer, nullable=False)
+            for name in ("n_processes", "n_samples")
+        ),
+        *(
+            Column(name, Double, nullable=False)
+            for name in (
+                "median", "mean", "stddev", "cv", "min", "max", "p95", "p99", "sample_cv",
+            )
+        ),
+        UniqueConstraint("run_id", "benchmark", "metric"),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "create environments, benchmark_runs, processes, measurements, statistics", _v1),
+]
+
+
+def read_version(conn: Connection) -> int | None:
+    """Schema version of the database behind ``conn``; None when it has no schema_meta."""
+    if not inspect(conn).has_table(schema_meta.name):
+        return None
+    value = conn.execute(
+        select(schema_meta.c.value).where(schema_meta.c.key == VERSION_KEY)
+    ).scalar_one_or_none()
+    if value is None or not value.isdigit():
+        raise StorageError(
+            f"schema_meta holds no valid {VERSION_KEY} (got {value!r}): "
+            "this is not a perfd database, or a damaged one"
+        )
+    return int(value)
+
+
+def current_version(engine: Engine) -> int | None:
+    """Schema version of the database; None for an empty one (no perfd tables yet)."""
+    with engine.connect() as conn:
+        return read_version(conn)
+
+
+def foreign_tables(conn: Connection) -> list[str]:
+    """Tables of a database without schema_meta: non-empty means "not a perfd database"."""
+    return sorted(inspect(conn).get_table_names())
+
+
+def not_a_perfd_database(tables: list[str]) -> StorageError:
+    """The error for a database that holds ``tables`` but no perfd schema_meta."""
+    shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+    return StorageError(
+        f"database holds tables but no perfd schema ({shown}): it is not a perfd database; "
+        "use an empty one"
+    )
+
+
+def _set_version(conn: Connection, version: int) -> None:
+    changed = conn.execute(
+        update(schema_meta).where(schema_meta.c.key == VERSION_KEY).values(value=str(version))
+    ).rowcount
+    if not changed:
+        conn.execute(schema_meta.insert().values(key=VERSION_KEY, value=str(version)))
+
+
+def upgrade(engine: Engine) -> tuple[int, int]:
+    """Apply the missing migrations, each in its own transaction; returns (from, to).
+
+    ``from`` is 0 for an empty database. Raises StorageError for a database written by a
+    newer perfd or one that holds other tables but no perfd schema.
+    """
+    with engine.connect() as conn:
+        start = read_version(conn)
+        if start is None and (tables := foreign_tables(conn)):
+            raise not_a_perfd_database(tables)
+    start = start or 0
+    if start > SCHEMA_VERSION:
+        raise StorageError(
+            f"database was written by a newer perfd (schema version {start} > "
+            f"{SCHEMA_VERSION}): upgrade perfd"
+        )
+    for version, _description, migrate in MIGRATIONS:
+        if version <= start:
+            continue
+        with write_transaction(engine) as conn:
+            # Another perfd may have applied it while we waited for the write lock.
+            if (read_version(conn) or 0) >= version:
+                continue
+            migrate(conn)
+            _set_version(conn, version)
+    return start, SCHEMA_VERSION

@@ -1,0 +1,200 @@
+"""The current database schema as SQLAlchemy Core tables (what queries are written against).
+
+Migrations build the schema step by step (``migrations.py``); a test checks that a database
+created by them has exactly these tables, columns and indexes. Change both together.
+
+Types are portable (SQLite, PostgreSQL): timestamps are timezone-aware UTC through
+``UtcDateTime``, JSON documents are stored as text written with sorted keys.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# Naming convention so constraints have the same, predictable names on every backend
+# (a later migration that drops or alters one needs its name).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Lengths of short identifier columns (PostgreSQL enforces them, SQLite does not).
+NAME_LEN = 200  # suite, benchmark, machine id
+HASH_LEN = 64
+METRIC_LEN = 64
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes in and out; refuses naive datetimes.
+
+    SQLite has no timezone-aware type, so the value is stored as naive UTC there and marked
+    UTC again when read; PostgreSQL stores ``timestamp with time zone``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"timestamps must be timezone-aware (UTC), got naive {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# 64-bit ids where a table can outgrow 2**31 rows; on SQLite only INTEGER PRIMARY KEY is an
+# auto-incrementing rowid alias, so the variant keeps it that.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+schema_meta = Table(
+    "schema_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fingerprint_hash", String(HASH_LEN), nullable=False, unique=True),
+    # JSON of EnvFingerprint.hashed_fields() (everything except the load average)
+    Column("data", Text, nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+)
+
+benchmark_runs = Table(
+    "benchmark_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("suite", String(NAME_LEN), nullable=False),
+    Column("commit_sha", String(40), nullable=False),
+    Column("machine_id", String(NAME_LEN), nullable=False),
+    Column("config_hash", String(HASH_LEN), nullable=False),
+    Column("build_hash", String(HASH_LEN), nullable=False),
+    # NULL until the run has recorded its environment (complete_run / fail_run)
+    Column("environment_id", Integer, ForeignKey("environments.id"), nullable=True),
+    Column("status", String(16), nullable=False),  # model.RunStatus values
+    Column("tier", String(32), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("error", Text, nullable=True),  # cause + stderr tail of a FAILED run
+    Column("pid", Integer, nullable=False),  # perfd's pid, to recognise interrupted runs
+    Column("hostname", String(255), nullable=False),
+    Column("load_avg_1m", Double, nullable=True),
+    Column("harness_version", String(64), nullable=True),
+    Column("harness_context", Text, nullable=True),  # JSON of the HarnessContext
+    Column("output_dir", Text, nullable=True),
+    Index(None, "suite", "machine_id", "commit_sha"),
+    Index(None, "status"),
+)
+
+processes = Table(
+    "processes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("benchmark_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("benchmark", String(NAME_LEN), nullable=False),
+    Column("repetition", Integer, nullable=False),
+    Column("round_index", Integer, nullable=False),
+    Column("cpu", Integer, nullable=True),
+    Column("exit_code", Integer, nullable=False),
+    Column("duration_s", Double, nullable=False),
+    Column("iterations_per_sample", BigInteger, nullable=False),
+    Column("n_samples", Integer, nullable=False),
+    Column("counters_unavailable_reason", Text, nullable=True),
+    UniqueConstraint("run_id", "benchmark", "repetition"),
+)
+
+# The big table: one row per iteration sample per metric per process.
+measurements = Table(
+    "measurements",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("benchmark_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "process_id",
+        Integer,
+        ForeignKey("processes.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("benchmark", String(NAME_LEN), nullable=False),
+    Column("metric", String(METRIC_LEN), nullable=False),
+    Column("sample_index", Integer, nullable=False),
+    Column("value", Double, nullable=False),
+    Index(None, "run_id", "benchmark", "metric"),
+    # PostgreSQL runs ON DELETE CASCADE from processes as one DELETE per process row, which
+    # scans this table without an index. SQLite does not need it, and every index costs
+    # ingest speed there, so it is PostgreSQL-only.
+    Index(None, "process_id").ddl_if(dialect="postgresql"),
+)
+
+statistics = Table(
+    "statistics",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("benchmark_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("benchmark", String(NAME_LEN), nullable=False),
+    Column("metric", String(METRIC_LEN), nullable=False),
+    Column("unit", String(32), nullable=False),
+    Column("direction", String(32), nullable=False),  # model.Direction values
+    Column("config_hash", String(HASH_LEN), nullable=False),  # the benchmark's, not the run's
+    Column("n_processes", Integer, nullable=False),
+    Column("n_samples", Integer, nullable=False),
+    Column("median", Double, nullable=False),
+    Column("mean", Double, nullable=False),
+    Column("stddev", Double, nullable=False),
+    Column("cv", Double, nullable=False),
+    Column("min", Double, nullable=False),
+    Column("max", Double, nullable=False),
+    Column("p95", Double, nullable=False),
+    Column("p99", Double, nullable=False),
+    Column("sample_cv", Double, nullable=False),
+    UniqueConstraint("run_id", "benchmark", "metric"),
+)

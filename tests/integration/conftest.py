@@ -1,0 +1,118 @@
+"""A real git repository with real commits, and suites whose 'build' installs a fake harness."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+FAKE = Path(__file__).parent.parent / "fixtures" / "fake_harness.py"
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env=env).stdout.strip()
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A repository with two commits; returns (path, [sha1, sha2])."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    shas = []
+    for i in range(2):
+        (repo / "version.txt").write_text(f"{i}\n")
+        git(repo, "add", "version.txt")
+        git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", f"commit {i}")
+        shas.append(git(repo, "rev-parse", "HEAD"))
+    return repo, shas
+
+
+SUITE = """\
+name: fake
+repository: {repo}
+build:
+  steps:
+    - argv: [cp, "{fake}", "${{PERFD_BUILD_DIR}}/bench"]
+{extra_steps}harness:
+  binary: "${{PERFD_BUILD_DIR}}/bench"
+defaults:
+  warmup: 0
+  samples: 4
+  min_time_s: 0.001
+  repetitions: 3
+  timeout_s: {timeout}
+benchmarks:
+  - name: fake/one
+  - name: fake/two
+    metrics: [time, throughput]
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, tiny_repo: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch):
+    """A working directory with suites/, a daemon file and its database; returns a helper."""
+    repo, shas = tiny_repo
+    work = tmp_path / "work"
+    (work / "suites").mkdir(parents=True)
+    (work / "perfd.yaml").write_text("machine_id: test-machine\ndata_dir: state\n")
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("PERFD_CONFIG", raising=False)
+
+    class Workspace:
+        path = work
+        db_path = work / "state" / "perfd.db"
+        commits = shas
+        repo_path = repo
+
+        def suite(self, extra_steps: str = "", timeout: float = 10, name: str = "fake") -> Path:
+            text = SUITE.format(repo=repo, fake=FAKE, extra_steps=extra_steps, timeout=timeout)
+            path = work / "suites" / f"{name}.yaml"
+            path.write_text(text.replace("name: fake", f"name: {name}", 1))
+            return path
+
+        def count(self, table: str, where: str = "") -> int:
+            engine = sa.create_engine(f"sqlite:///{self.db_path}")
+            with engine.connect() as conn:
+                return conn.execute(sa.text(f"SELECT count(*) FROM {table} {where}")).scalar_one()
+
+        def rows(self, sql: str) -> list[tuple]:
+            engine = sa.create_engine(f"sqlite:///{self.db_path}")
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(sa.text(sql))]
+
+    return Workspace()
+
+
+@pytest.fixture(scope="session")
+def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The bundled example project as a git repo: (path, {"base": sha, "slow": sha})."""
+    dest = tmp_path_factory.mktemp("demo") / "repo"
+    script = Path(__file__).parents[2] / "examples" / "make-demo-repo.sh"
+    out = subprocess.run([str(script), str(dest)], check=True, capture_output=True, text=True)
+    shas = dict(line.split() for line in out.stdout.splitlines() if line.strip())
+    return dest, shas
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run perfd in-process: returns (exit code, stdout, stderr)."""
+    from perfd.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
