@@ -1,2 +1,126 @@
-def main() -> int:
-    return 0
+"""Command line: argument parsing, and the only place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from perfd import __version__
+from perfd.errors import (
+    EXIT_CONFIG,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    PerfdError,
+    UsageError,
+)
+
+EXIT_CODES = """\
+exit codes:
+  0    success
+  1    negative verdict (regression found, gate failed)
+  2    usage or configuration error (bad YAML, unknown key, wrong type, bad reference)
+  3    repository error (not a git repository, unknown commit)
+  4    build failed (step failed, timed out, or its program is missing)
+  5    benchmark run failed (harness crashed, hung, printed garbage or an unknown format)
+  6    storage error (database locked, unwritable, or at another schema version)
+  70   internal error (a bug in perfd)
+  130  interrupted
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="perfd",
+        description="Performance-regression system for C code: measure, record, decide.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"perfd {__version__}")
+    parser.add_argument("--config", metavar="FILE", type=Path,
+                        help="daemon file (default: $PERFD_CONFIG, else ./perfd.yaml if present)")
+    parser.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the store (overrides the config)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("run", help="build a suite at a commit, run its benchmarks, store the results",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", required=True, help="suite name (in the suites dir) or path to its YAML")
+    p.add_argument("--commit", required=True, help="commit id, branch or tag to measure")
+    p.add_argument("--output", type=Path, metavar="DIR", help="write benchmark_data.json here")
+    p.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
+    p.add_argument("--seed", type=int, help="seed for the order of processes within a round")
+    p.add_argument("--json", action="store_true", help="print the run's statistics as JSON")
+
+    runs = sub.add_parser("runs", help="inspect stored runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", parser_class=_Parser)
+    runs_sub.required = True
+    rl = runs_sub.add_parser("list", help="newest runs first")
+    rl.add_argument("--suite")
+    rl.add_argument("--commit")
+    rl.add_argument("--status", choices=["RUNNING", "COMPLETED", "FAILED"])
+    rl.add_argument("--limit", type=int, default=20)
+    rs = runs_sub.add_parser("show", help="one run: environment, statistics, error")
+    rs.add_argument("run_id", type=int)
+    rs.add_argument("--json", action="store_true")
+
+    cc = sub.add_parser("check-config", help="validate suite, budgets and daemon YAML files")
+    cc.add_argument("paths", nargs="*", type=Path,
+                    help="files or directories (default: the configured suites dir and budgets)")
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of a config file kind (for editors)")
+    sc.add_argument("kind", choices=["suite", "budgets", "daemon"])
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
+    db_sub.required = True
+    db_sub.add_parser("upgrade", help="apply pending schema migrations")
+    db_sub.add_parser("version", help="print the schema version of the database")
+
+    h = sub.add_parser("harness", help="where the C harness is, for building benchmarks")
+    group = h.add_mutually_exclusive_group(required=True)
+    group.add_argument("--path", action="store_true", help="directory with perfd_harness.{h,c}")
+    group.add_argument("--cflags", action="store_true", help="compiler flags for a benchmark")
+    group.add_argument("--sources", action="store_true", help="the harness C file to compile in")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `perfd`; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        from perfd import commands
+
+        return commands.dispatch(args)
+    except PerfdError as exc:
+        print(f"perfd: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("perfd: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `perfd runs list | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except SystemExit as exc:  # --help / --version
+        return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a status
+        import traceback
+
+        traceback.print_exc()
+        print(f"perfd: internal error: {exc!r} (please report this)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,180 @@
+"""What each CLI command does. Commands raise PerfdError; cli.main maps it to an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from perfd.config import DaemonConfig, check_paths, find_suite, json_schema, load_daemon
+from perfd.errors import EXIT_OK, ConfigError, UsageError
+from perfd.report.text import environment_line, fmt_value, statistics_table, table
+from perfd.runner.harness_src import harness_cflags, harness_dir
+from perfd.store import ResultStore
+from perfd.store.migrations import SCHEMA_VERSION
+
+
+def load_config(args: argparse.Namespace) -> DaemonConfig:
+    """The daemon file from --config, $PERFD_CONFIG or ./perfd.yaml; defaults otherwise."""
+    path = args.config or (Path(os.environ["PERFD_CONFIG"]) if os.environ.get("PERFD_CONFIG")
+                           else None)
+    if path is None and Path("perfd.yaml").is_file():
+        path = Path("perfd.yaml")
+    if path is None:
+        return DaemonConfig.default(Path.cwd())
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    return load_daemon(path)
+
+
+def open_store(args: argparse.Namespace, config: DaemonConfig) -> ResultStore:
+    return ResultStore.open(args.db or config.storage_url_resolved())
+
+
+def _progress(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.quiet:
+        return lambda message: None
+    return lambda message: print(f"perfd: {message}", file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from perfd.runner.pipeline import RunOptions, run_suite
+
+    config = load_config(args)
+    suite = find_suite(args.suite, config.suites_dir_resolved())
+    store = open_store(args, config)
+    outcome = run_suite(suite, args.commit, store, RunOptions(
+        data_dir=config.data_dir_resolved(), machine_id=config.machine_id_resolved(),
+        output_dir=args.output, repository=args.repo, seed=args.seed,
+        progress=_progress(args),
+    ))
+    if args.json:
+        print(json.dumps({
+            "run_id": outcome.run_id, "commit": outcome.commit_sha,
+            "statistics": [_summary_json(s) for s in outcome.result.statistics],
+            "unavailable": outcome.unavailable,
+        }, indent=2))
+        return EXIT_OK
+    print(f"run {outcome.run_id}: suite {suite.name} at {outcome.commit_sha[:12]} "
+          f"on {config.machine_id_resolved()} - COMPLETED")
+    print(f"environment: {environment_line(outcome.result.environment)}")
+    ctx = outcome.result.harness
+    print(f"timer: resolution {fmt_value(ctx.timer_resolution_ns)} ns, overhead "
+          f"{fmt_value(ctx.timer_overhead_ns)} ns per reading")
+    print()
+    print(statistics_table(outcome.result.statistics))
+    for key, reason in sorted(outcome.unavailable.items()):
+        print(f"unavailable: {key}: {reason}")
+    if outcome.data_path:
+        print(f"\nraw data: {outcome.data_path}")
+    return EXIT_OK
+
+
+def _summary_json(s):  # type: ignore[no-untyped-def]
+    return {"benchmark": s.benchmark, "metric": s.metric, "unit": s.unit,
+            "direction": s.direction.value, "n_processes": s.n_processes,
+            "n_samples": s.n_samples, "median": s.median, "mean": s.mean, "cv": s.cv,
+            "min": s.min, "max": s.max, "p95": s.p95, "p99": s.p99, "sample_cv": s.sample_cv}
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    store = open_store(args, config)
+    if args.runs_command == "list":
+        runs = store.list_runs(suite=args.suite, commit=args.commit, status=args.status,
+                               limit=args.limit)
+        if not runs:
+            print("no runs stored yet")
+            return EXIT_OK
+        rows = [[str(r.id), r.suite, r.commit_sha[:12], r.machine_id, r.status, r.tier,
+                 r.started_at.strftime("%Y-%m-%d %H:%M:%S"), str(r.n_benchmarks),
+                 (r.error or "").splitlines()[0][:60] if r.error else ""] for r in runs]
+        print(table(["id", "suite", "commit", "machine", "status", "tier", "started (UTC)",
+                     "benchmarks", "error"], rows, right=[0, 7]))
+        return EXIT_OK
+    detail = store.get_run(args.run_id)
+    info = detail.info
+    if args.json:
+        print(json.dumps({
+            "id": info.id, "suite": info.suite, "commit": info.commit_sha,
+            "machine_id": info.machine_id, "status": info.status, "tier": info.tier,
+            "started_at": info.started_at.isoformat(),
+            "finished_at": info.finished_at.isoformat() if info.finished_at else None,
+            "error": info.error, "config_hash": detail.config_hash,
+            "build_hash": detail.build_hash, "environment": detail.environment,
+            "statistics": [_summary_json(s) for s in detail.statistics],
+        }, indent=2, default=str))
+        return EXIT_OK
+    print(f"run {info.id}: suite {info.suite} at {info.commit_sha} on {info.machine_id}")
+    print(f"status: {info.status}   tier: {info.tier}   started: {info.started_at:%Y-%m-%d %H:%M:%S}"
+          + (f"   finished: {info.finished_at:%Y-%m-%d %H:%M:%S}" if info.finished_at else ""))
+    print(f"config hash: {detail.config_hash}   build hash: {detail.build_hash}")
+    if detail.environment:
+        env = detail.environment
+        print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
+    if info.error:
+        print(f"error:\n{info.error}")
+    if detail.statistics:
+        print()
+        print(statistics_table(detail.statistics))
+    if detail.output_dir:
+        print(f"\nraw data: {Path(detail.output_dir) / 'benchmark_data.json'}")
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    suites_dir = config.suites_dir_resolved()
+    paths = list(args.paths)
+    if not paths:
+        paths = [suites_dir]
+        if config.budgets_resolved().is_file():
+            paths.append(config.budgets_resolved())
+    problems = check_paths(paths, suites_dir if suites_dir.is_dir() else None)
+    if problems:
+        raise ConfigError(f"{len(problems)} problem(s) found", problems=problems)
+    print(f"ok: {', '.join(str(p) for p in paths)}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(args.kind), indent=2))
+    return EXIT_OK
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    if args.db_command == "upgrade":
+        store = ResultStore.open_for_upgrade(args.db or config.storage_url_resolved())
+        before, after = store.upgrade()
+        print(f"schema version {before} -> {after}" if before != after
+              else f"schema is up to date (version {after})")
+        return EXIT_OK
+    store = open_store(args, config)
+    print(f"schema version {store.schema_version()} (this perfd: {SCHEMA_VERSION})")
+    return EXIT_OK
+
+
+def cmd_harness(args: argparse.Namespace) -> int:
+    if args.path:
+        print(harness_dir())
+    elif args.cflags:
+        print(harness_cflags())
+    else:
+        print(harness_dir() / "perfd_harness.c")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run, "runs": cmd_runs, "check-config": cmd_check_config, "schema": cmd_schema,
+    "db": cmd_db, "harness": cmd_harness,
+}
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    handler = COMMANDS.get(args.command)
+    if handler is None:
+        raise UsageError(f"unknown command {args.command!r}")
+    return handler(args)
