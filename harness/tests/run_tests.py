@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Black-box tests of a harness test binary built from tests/test_benchmarks.c.
+
+usage: run_tests.py [--sanitized] [--bad-registration BAD_BINARY] BINARY
+
+Runs BINARY with various command lines and checks its exit status, stdout
+(list, table, JSON) and stderr. With --sanitized, any sanitizer report fails
+the test. BAD_BINARY (from tests/test_bad_registration.c) must refuse to run. Exits 0 when every check passes, 1 otherwise. Standard library only.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+EXIT_USAGE = 100
+COUNTER_NAMES = ("cycles", "instructions", "cache_misses", "branch_misses")
+ODD_NAME = 'odd/name "with quotes" and \\backslash'
+ALL_NAMES = [
+    "trivial/sum",
+    "lifecycle/count",
+    "fail/explicit",
+    "fail/setup",
+    "fail/early-return",
+    ODD_NAME,
+    "memory/touch",
+]
+FAILING = {"fail/explicit", "fail/setup", "fail/early-return"}
+# The invalid byte \xff must come out as U+FFFD.
+EXPLICIT_MESSAGE = 'boom "quoted" back\\slash\nnew line\ttab \x01 ctrl caf\u00e9 bad\ufffd, 3'
+FAST = ["--min-time", "0.002", "--warmup", "1"]
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+
+
+class Checker:
+    """Runs the binary and collects failed checks instead of stopping at the first."""
+
+    def __init__(self, binary: str, sanitized: bool) -> None:
+        self.binary = binary
+        self.sanitized = sanitized
+        self.failures: list[str] = []
+        self.checks = 0
+
+    def run(self, args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ)
+        # Distinct exit codes so a sanitizer abort can never pass for a
+        # benchmark-failure count.
+        env["ASAN_OPTIONS"] = "exitcode=120:abort_on_error=0:detect_leaks=1"
+        env["UBSAN_OPTIONS"] = "exitcode=121:print_stacktrace=1:halt_on_error=1"
+        env.pop("PERFD_HARNESS_TEST_SOFTWARE_COUNTERS", None)
+        if env_extra:
+            env.update(env_extra)
+        raw = subprocess.run([self.binary, *args], capture_output=True, env=env, timeout=60)
+        # stdout must be valid UTF-8 (JSON); stderr may echo raw bytes.
+        try:
+            stdout = raw.stdout.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.check(False, f"{args}: stdout is not valid UTF-8: {exc}")
+            stdout = raw.stdout.decode("utf-8", errors="replace")
+        proc = subprocess.CompletedProcess(raw.args, raw.returncode, stdout,
+                                           raw.stderr.decode("utf-8", errors="replace"))
+        self.check(
+            not any(marker in proc.stderr for marker in SANITIZER_MARKERS),
+            f"{args}: sanitizer report:\n{proc.stderr}",
+        )
+        return proc
+
+    def check(self, condition: bool, message: str) -> None:
+        self.checks += 1
+        if not condition:
+            self.failures.append(message)
+
+    def json_run(self, args: list[str], expect_rc: int, env_extra: dict[str, str] | None = None) -> dict:
+        proc = self.run(["--json", *args], env_extra)
+        self.check(proc.returncode == expect_rc,
+                   f"{args}: exit status {proc.returncode}, expected {expect_rc}; stderr:\n{proc.stderr}")
+        try:
+            return json.loads(proc.stdout)
+        except json.JSONDecodeError as exc:
+            self.check(False, f"{args}: stdout is not JSON ({exc}):\n{proc.stdout}")
+            return {}
+
+
+def finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_list_and_filter(c: Checker) -> None:
+    proc = c.run(["--list"])
+    c.check(proc.returncode == 0, f"--list: exit status {proc.returncode}")
+    c.check(proc.stdout.splitlines() == ALL_NAMES, f"--list printed {proc.stdout!r}")
+    proc = c.run(["--list", "--filter", "^fail/"])
+    c.check(proc.stdout.splitlines() == ["fail/explicit", "fail/setup", "fail/early-return"],
+            f"--list --filter ^fail/ printed {proc.stdout!r}")
+    proc = c.run(["--list", "--filter=^trivial/sum$"])
+    c.check(proc.stdout.splitlines() == ["trivial/sum"], f"--filter= form printed {proc.stdout!r}")
+    proc = c.run(["--list", "--filter", "quotes|(touch)$"])
+    c.check(proc.stdout.splitlines() == [ODD_NAME, "memory/touch"], f"ERE filter printed {proc.stdout!r}")
+
+
+def test_usage_errors(c: Checker) -> None:
+    bad = [
+        ["--bogus"],
+        ["extra-positional"],
+        ["--samples"],
+        ["--samples", "0"],
+        ["--samples", "abc"],
+        ["--samples", "-1"],
+        ["--samples", "5x"],
+        ["--warmup", "1.5"],
+        ["--min-time", "soon"],
+        ["--min-time", "-0.1"],
+        ["--min-time", "nan"],
+        ["--filter", "("],
+        ["--filter", "no-such-benchmark"],
+        ["--cpu", "-1"],
+        ["--cpu", "100000"],
+        ["--cpu", "1023"],      # valid number, but not a CPU this machine has
+        ["--json=yes"],
+    ]
+    for args in bad:
+        proc = c.run(args)
+        c.check(proc.returncode == EXIT_USAGE, f"{args}: exit status {proc.returncode}, expected {EXIT_USAGE}")
+        c.check(proc.stdout == "", f"{args}: printed to stdout: {proc.stdout!r}")
+        c.check("error" in proc.stderr, f"{args}: no error message on stderr: {proc.stderr!r}")
+    for args in (["--help"], ["--version"]):
+        proc = c.run(args)
+        c.check(proc.returncode == 0 and proc.stdout.strip() != "", f"{args}: rc {proc.returncode}, {proc.stdout!r}")
+
+
+def check_document(c: Checker, doc: dict, samples: int, warmup: int, min_time_s: float) -> None:
+    c.check(doc.get("format") == "perfd-harness", f"format is {doc.get('format')!r}")
+    c.check(doc.get("version") == "1.0", f"version is {doc.get('version')!r}")
+    ctx = doc.get("context", {})
+    for key in ("harness_version", "host", "pid", "date", "cpu_model", "governor", "pinned_cpu",
+                "timer", "counters", "settings"):
+        c.check(key in ctx, f"context lacks {key!r}")
+    c.check(isinstance(ctx.get("host"), str) and ctx.get("host") != "", "context.host is empty")
+    c.check(ctx.get("pid", 0) > 0, "context.pid is not positive")
+    date = ctx.get("date", "")
+    c.check(isinstance(date, str) and len(date) == 20 and date.endswith("Z"), f"context.date is {date!r}")
+    timer = ctx.get("timer", {})
+    c.check(timer.get("clock") == "CLOCK_MONOTONIC", f"timer.clock is {timer.get('clock')!r}")
+    c.check(finite_number(timer.get("resolution_ns")) and timer["resolution_ns"] > 0, f"timer {timer}")
+    c.check(finite_number(timer.get("overhead_ns")) and timer["overhead_ns"] > 0, f"timer {timer}")
+    settings = ctx.get("settings", {})
+    c.check(settings == {"warmup": warmup, "samples": samples, "min_time_s": min_time_s},
+            f"settings are {settings}")
+
+
+def test_json_run(c: Checker) -> None:
+    samples, min_time = 4, 0.002
+    doc = c.json_run([*FAST, "--samples", str(samples)], expect_rc=len(FAILING))
+    if not doc:
+        return
+    check_document(c, doc, samples, 1, min_time)
+    ctx = doc["context"]
+    c.check(ctx["pinned_cpu"] is None, f"pinned_cpu is {ctx['pinned_cpu']!r} without --cpu")
+    c.check(ctx["counters"] == {"requested": False, "available": [], "unavailable": {}},
+            f"counters without --counters: {ctx['counters']}")
+    benches = doc.get("benchmarks", [])
+    c.check([b.get("name") for b in benches] == ALL_NAMES, f"benchmark names {[b.get('name') for b in benches]}")
+    for b in benches:
+        name = b.get("name")
+        for key in ("name", "status", "error", "iterations_per_sample", "samples_ns", "counters"):
+            c.check(key in b, f"{name}: lacks {key!r}")
+        if name in FAILING:
+            c.check(b.get("status") == "error", f"{name}: status {b.get('status')!r}")
+            c.check(isinstance(b.get("error"), str) and b["error"] != "", f"{name}: error {b.get('error')!r}")
+            c.check(b.get("samples_ns") == [] and b.get("counters") == {}, f"{name}: has data {b}")
+            continue
+        c.check(b.get("status") == "ok" and b.get("error") is None, f"{name}: {b.get('status')} {b.get('error')}")
+        values = b.get("samples_ns", [])
+        iterations = b.get("iterations_per_sample")
+        c.check(len(values) == samples, f"{name}: {len(values)} samples, expected {samples}")
+        c.check(all(finite_number(v) and v > 0 for v in values), f"{name}: non-positive sample in {values}")
+        c.check(isinstance(iterations, int) and iterations >= 1, f"{name}: iterations {iterations!r}")
+        if values and isinstance(iterations, int):
+            batch_s = sorted(values)[len(values) // 2] * iterations / 1e9
+            # Calibration aims at >= min-time; warm samples may be a bit faster.
+            c.check(batch_s >= 0.5 * min_time, f"{name}: median batch lasted {batch_s:.6f} s < min-time")
+            c.check(batch_s < 100 * min_time, f"{name}: median batch lasted {batch_s:.6f} s, far above min-time")
+        c.check(b.get("counters") == {}, f"{name}: counters {b.get('counters')} without --counters")
+    by_name = {b.get("name"): b for b in benches}
+    c.check(by_name.get("fail/explicit", {}).get("error") == EXPLICIT_MESSAGE,
+            f"fail/explicit message round-trips as {by_name.get('fail/explicit', {}).get('error')!r}")
+    c.check(by_name.get("fail/setup", {}).get("error") == "setup could not find its input",
+            "fail/setup message lost")
+    c.check("returned before" in (by_name.get("fail/early-return", {}).get("error") or ""),
+            "fail/early-return not detected")
+
+
+def test_lifecycle(c: Checker) -> None:
+    proc = c.run([*FAST, "--samples", "3", "--filter", "lifecycle|fail/setup"])
+    c.check(proc.returncode == 1, f"lifecycle run: exit status {proc.returncode}, expected 1")
+    lines = proc.stderr.splitlines()
+    c.check(lines.count("test-lifecycle: setup_calls=1 teardown_calls=1") == 1,
+            f"setup/teardown not called exactly once:\n{proc.stderr}")
+    c.check(lines.count("test-setup-fail: teardown_calls=1") == 1,
+            f"teardown after a failed setup not called once:\n{proc.stderr}")
+    c.check("test-setup-fail: run was called" not in lines, "run called after setup failed")
+
+
+def test_exit_status(c: Checker) -> None:
+    for pattern, expected in (("^trivial", 0), ("fail/(explicit|setup)", 2), ("fail/", 3)):
+        proc = c.run([*FAST, "--samples", "2", "--filter", pattern])
+        c.check(proc.returncode == expected, f"--filter {pattern}: exit status {proc.returncode}, expected {expected}")
+
+
+def test_table(c: Checker) -> None:
+    proc = c.run([*FAST, "--samples", "2"])
+    c.check(proc.returncode == len(FAILING), f"table run: exit status {proc.returncode}")
+    for name in ALL_NAMES:
+        c.check(name in proc.stdout, f"table lacks {name!r}:\n{proc.stdout}")
+    explicit = [line for line in proc.stdout.splitlines() if line.startswith("fail/explicit")]
+    c.check(len(explicit) == 1 and "ERROR" in explicit[0], f"failure not on one line:\n{proc.stdout}")
+    c.check("fail/explicit" in proc.stderr, "failure not reported on stderr")
+
+
+def test_min_time_zero(c: Checker) -> None:
+    doc = c.json_run(["--min-time", "0", "--samples", "3", "--filter", "^memory/touch$"], expect_rc=0)
+    bench = (doc.get("benchmarks") or [{}])[0]
+    c.check(bench.get("iterations_per_sample") == 1, f"--min-time 0 gave {bench.get('iterations_per_sample')}")
+
+
+def test_cpu_pinning(c: Checker) -> None:
+    doc = c.json_run([*FAST, "--samples", "2", "--cpu", "0", "--filter", "^trivial"], expect_rc=0)
+    c.check(doc.get("context", {}).get("pinned_cpu") == 0, f"pinned_cpu is {doc.get('context', {}).get('pinned_cpu')!r}")
+
+
+def check_counter_document(c: Checker, doc: dict, samples: int) -> tuple[list[str], dict]:
+    counters = doc.get("context", {}).get("counters", {})
+    available = counters.get("available", [])
+    unavailable = counters.get("unavailable", {})
+    c.check(counters.get("requested") is True, f"counters.requested is {counters.get('requested')!r}")
+    c.check(set(available) | set(unavailable) == set(COUNTER_NAMES), f"counters cover {available} {unavailable}")
+    c.check(not set(available) & set(unavailable), f"counter both available and unavailable: {counters}")
+    for name, reason in unavailable.items():
+        c.check(isinstance(reason, str) and "errno" in reason, f"counter {name}: reason {reason!r}")
+    for b in doc.get("benchmarks", []):
+        per_bench = b.get("counters", {})
+        if b.get("status") != "ok":
+            c.check(per_bench == {}, f"{b.get('name')}: failed but has counters")
+            continue
+        c.check(sorted(per_bench) == sorted(available),
+                f"{b.get('name')}: counters {sorted(per_bench)} but available {available}")
+        for name, values in per_bench.items():
+            c.check(len(values) == samples, f"{b.get('name')}: {name} has {len(values)} values")
+            c.check(all(v is None or (finite_number(v) and v >= 0) for v in values),
+                    f"{b.get('name')}: {name} values {values}")
+    return available, unavailable
+
+
+def test_counters(c: Checker) -> None:
+    samples = 3
+    args = [*FAST, "--samples", str(samples), "--counters", "--filter", "^(trivial|memory|fail/explicit)"]
+    doc = c.json_run(args, expect_rc=1)
+    available, _ = check_counter_document(c, doc, samples)
+    c.check("test_software_substitutes" not in doc.get("context", {}).get("counters", {}),
+            "real counters flagged as substitutes")
+    print(f"  hardware counters on this machine: available={available}")
+
+    # The available path, on any machine: software events stand in.
+    doc = c.json_run(args, expect_rc=1, env_extra={"PERFD_HARNESS_TEST_SOFTWARE_COUNTERS": "1"})
+    available, _ = check_counter_document(c, doc, samples)
+    counters = doc.get("context", {}).get("counters", {})
+    c.check(counters.get("test_software_substitutes") is True, "substitutes not flagged")
+    if len(available) != len(COUNTER_NAMES):
+        # Some sandboxes forbid even software events; then all must carry reasons.
+        print(f"  software counter substitutes unavailable here: {counters.get('unavailable')}")
+        return
+    for b in doc.get("benchmarks", []):
+        if b.get("status") == "ok":
+            cycles = b["counters"]["cycles"]   # task-clock in ns: per op > 0
+            c.check(all(finite_number(v) and v > 0 for v in cycles), f"{b['name']}: task-clock per op {cycles}")
+
+
+def test_bad_registration(binary: str) -> list[str]:
+    """A binary with a duplicated name must exit 100 naming both registrations."""
+    proc = subprocess.run([binary, "--list"], capture_output=True, text=True, timeout=60)
+    problems = []
+    if proc.returncode != EXIT_USAGE:
+        problems.append(f"duplicate registration: exit status {proc.returncode}, expected {EXIT_USAGE}")
+    if proc.stdout != "":
+        problems.append(f"duplicate registration printed to stdout: {proc.stdout!r}")
+    if "registered twice" not in proc.stderr or proc.stderr.count("test_bad_registration.c:") != 2:
+        problems.append(f"duplicate registration message unclear: {proc.stderr!r}")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    args = argv[1:]
+    sanitized = "--sanitized" in args
+    args = [a for a in args if a != "--sanitized"]
+    bad_binary = None
+    if "--bad-registration" in args:
+        at = args.index("--bad-registration")
+        if at + 1 >= len(args):
+            print(__doc__, file=sys.stderr)
+            return 2
+        bad_binary = args[at + 1]
+        del args[at:at + 2]
+    paths = args
+    if len(paths) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    c = Checker(os.path.abspath(paths[0]), sanitized)
+    started = time.monotonic()
+    tests = [test_list_and_filter, test_usage_errors, test_json_run, test_lifecycle, test_exit_status,
+             test_table, test_min_time_zero, test_cpu_pinning, test_counters]
+    for test in tests:
+        before = len(c.failures)
+        test(c)
+        status = "ok" if len(c.failures) == before else "FAIL"
+        print(f"{status:4} {test.__name__}")
+    if bad_binary is not None:
+        problems = test_bad_registration(os.path.abspath(bad_binary))
+        c.checks += 1
+        c.failures.extend(problems)
+        print(f"{'FAIL' if problems else 'ok':4} test_bad_registration")
+    elapsed = time.monotonic() - started
+    label = "sanitized" if sanitized else "plain"
+    if c.failures:
+        print(f"\n{len(c.failures)} of {c.checks} checks failed ({label}, {paths[0]}):", file=sys.stderr)
+        for failure in c.failures:
+            print(f"  - {failure}", file=sys.stderr)
+        return 1
+    print(f"all {c.checks} checks passed ({label}, {elapsed:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make demo`: build the bundled example project at two commits (the second injects a 10%
+# slowdown into its request parser), run the example suite at both, store every sample in
+# SQLite under .perfd/, and show what was recorded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=.perfd/demo-repo
+rm -rf "$repo"
+mkdir -p .perfd
+examples/make-demo-repo.sh "$repo" > .perfd/demo-commits
+base=$(awk '$1=="base"{print $2}' .perfd/demo-commits)
+slow=$(awk '$1=="slow"{print $2}' .perfd/demo-commits)
+echo "== example project at $repo: base ${base:0:12}, slowdown ${slow:0:12}"
+echo
+echo "== perfd check-config suites budgets.yaml"
+perfd check-config suites budgets.yaml
+for sha in "$base" "$slow"; do
+  echo
+  echo "== perfd run --suite example --commit ${sha:0:12} --output perfd-out/${sha:0:12}"
+  perfd run --suite example --commit "$sha" --output "perfd-out/${sha:0:12}"
+done
+echo
+echo "== perfd runs list"
+perfd runs list --limit 5

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the system packages the tests need (Debian; run as root, as CI does).
+# Idempotent: installs only what is missing.
+set -euo pipefail
+need=()
+for pair in git:git gcc:gcc make:make perf:linux-perf valgrind:valgrind; do
+  cmd=${pair%%:*} pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
