@@ -13,7 +13,8 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/perf_event.h>
-#include <math.h>
+#include <float.h>
+#include <math.h> /* macros only (isfinite, NAN): the harness must link without -lm */
 #include <regex.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -650,6 +651,21 @@ static int64_t run_batch(const bench_entry *e, perfd_state *st, uint64_t iterati
 
 /* Grows the batch until one batch lasts at least min_ns; returns the size,
  * or 0 on failure. */
+/* Square root by Newton's method, so the harness needs no libm (-lm). */
+static double sqrt_nonneg(double x)
+{
+    if (x <= 0.0)
+        return 0.0;
+    double r = x > 1.0 ? x : 1.0;
+    for (int i = 0; i < 200; i++) {
+        double next = 0.5 * (r + x / r);
+        if (next >= r)
+            break;
+        r = next;
+    }
+    return r;
+}
+
 static uint64_t calibrate(const bench_entry *e, perfd_state *st, double min_ns)
 {
     uint64_t iterations = 1;
@@ -662,7 +678,7 @@ static uint64_t calibrate(const bench_entry *e, perfd_state *st, double min_ns)
         double grow = 10.0;
         if ((double)ns * 10.0 > min_ns)
             grow = 1.25 * min_ns / (double)ns;   /* aim a little above the target */
-        double next = ceil((double)iterations * grow);
+        double next = (double)(uint64_t)((double)iterations * grow) + 1.0;
         if (next > (double)MAX_BATCH_ITERATIONS)
             next = (double)MAX_BATCH_ITERATIONS;
         iterations = (uint64_t)next > iterations ? (uint64_t)next : iterations + 1;
@@ -920,7 +936,7 @@ static void table_row(FILE *out, const bench_entry *e, const bench_result *r)
         fputc('\n', out);
         return;
     }
-    double lo = INFINITY, hi = -INFINITY, sum = 0.0, sq = 0.0;
+    double lo = DBL_MAX, hi = -DBL_MAX, sum = 0.0, sq = 0.0;
     for (size_t s = 0; s < r->samples; s++) {
         double v = r->samples_ns[s];
         lo = v < lo ? v : lo;
@@ -931,7 +947,7 @@ static void table_row(FILE *out, const bench_entry *e, const bench_result *r)
     for (size_t s = 0; s < r->samples; s++)
         sq += (r->samples_ns[s] - mean) * (r->samples_ns[s] - mean);
     double cv = r->samples > 1 && mean > 0
-                    ? 100.0 * sqrt(sq / (double)(r->samples - 1)) / mean
+                    ? 100.0 * sqrt_nonneg(sq / (double)(r->samples - 1)) / mean
                     : 0.0;
     fprintf(out, "%-*s %12" PRIu64 " %14.3f %14.3f %14.3f %7.2f", name_width, e->name,
             r->iterations, median_of(r->samples_ns, r->samples), lo, hi, cv);

@@ -1,0 +1,45 @@
+"""Fixtures shared by every test tree: real git repositories and perfd run in-process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env=env).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The bundled example project as a git repo: (path, {"base": sha, "slow": sha})."""
+    dest = tmp_path_factory.mktemp("demo") / "repo"
+    script = Path(__file__).parents[1] / "examples" / "make-demo-repo.sh"
+    out = subprocess.run([str(script), str(dest)], check=True, capture_output=True, text=True)
+    shas = dict(line.split() for line in out.stdout.splitlines() if line.strip())
+    return dest, shas
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run perfd in-process: returns (exit code, stdout, stderr)."""
+    from perfd.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
