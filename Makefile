@@ -24,6 +24,7 @@ test: $(VENV)/.installed
 	scripts/install-test-deps.sh
 	$(MAKE) -C harness test
 	$(PY) -m ruff check perfd tests benchmarks
+	$(PY) -m mypy perfd
 	$(PY) -m pytest -q
 
 # unit tests only (seconds): the end-to-end tests are marked slow

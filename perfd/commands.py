@@ -6,10 +6,12 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from perfd.config import DaemonConfig, check_paths, find_suite, json_schema, load_daemon
 from perfd.errors import EXIT_OK, ConfigError, UsageError
+from perfd.model import Summary
 from perfd.report.text import environment_line, fmt_value, statistics_table, table
 from perfd.runner.harness_src import harness_cflags, harness_dir
 from perfd.store import ResultStore
@@ -33,7 +35,7 @@ def open_store(args: argparse.Namespace, config: DaemonConfig) -> ResultStore:
     return ResultStore.open(args.db or config.storage_url_resolved())
 
 
-def _progress(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
     if args.quiet:
         return lambda message: None
     return lambda message: print(f"perfd: {message}", file=sys.stderr, flush=True)
@@ -72,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _summary_json(s):  # type: ignore[no-untyped-def]
+def _summary_json(s: Summary) -> dict[str, object]:
     return {"benchmark": s.benchmark, "metric": s.metric, "unit": s.unit,
             "direction": s.direction.value, "n_processes": s.n_processes,
             "n_samples": s.n_samples, "median": s.median, "mean": s.mean, "cv": s.cv,
