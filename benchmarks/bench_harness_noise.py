@@ -33,7 +33,7 @@ def build(workdir: Path) -> Path:
     subprocess.run([
         "cc", "-std=c11", "-O2", "-g", "-fno-omit-frame-pointer", f"-I{lib / 'include'}",
         f"-I{ROOT / 'harness'}", str(ROOT / "suites" / "example" / "bench_minilib.c"),
-        str(ROOT / "harness" / "perfd_harness.c"), str(lib / "build" / "libminilib.a"), "-lm",
+        str(ROOT / "harness" / "perfd_harness.c"), str(lib / "build" / "libminilib.a"),
         "-o", str(binary),
     ], check=True)
     return binary

@@ -114,8 +114,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
           + (f"   finished: {info.finished_at:%Y-%m-%d %H:%M:%S}" if info.finished_at else ""))
     print(f"config hash: {detail.config_hash}   build hash: {detail.build_hash}")
     if detail.environment:
-        env = detail.environment
-        print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
+        print("environment:")
+        for key, value in detail.environment.items():
+            print(f"  {key}: {'unknown' if value is None else value}")
     if info.error:
         print(f"error:\n{info.error}")
     if detail.statistics:

@@ -3,7 +3,7 @@
  *
  * Built by perfd outside the minilib tree:
  *   cc -std=c11 -O2 -g -fno-omit-frame-pointer -I$WORKTREE/include -I$HARNESS \
- *      bench_minilib.c $HARNESS/perfd_harness.c $WORKTREE/build/libminilib.a -lm
+ *      bench_minilib.c $HARNESS/perfd_harness.c $WORKTREE/build/libminilib.a
  *
  * Each setup checks that the library gives correct answers first, so a
  * broken build fails the benchmark instead of timing garbage.

@@ -41,7 +41,7 @@ def test_runs_list_and_show(workspace, cli):
     code, out, _ = cli("runs", "list")
     assert code == 0 and "COMPLETED" in out and workspace.commits[0][:12] in out
     code, out, _ = cli("runs", "show", "1")
-    assert code == 0 and "fake/two" in out and "kernel=" in out
+    assert code == 0 and "fake/two" in out and "  kernel: " in out
     code, out, _ = cli("runs", "show", "1", "--json")
     assert json.loads(out)["status"] == "COMPLETED"
     code, _, err = cli("runs", "show", "99")
@@ -168,3 +168,19 @@ def test_unwritable_database(workspace, cli, tmp_path):
     code, _, err = cli("--db", f"sqlite:///{blocker}/sub/perfd.db", "run", "--suite", "fake",
                        "--commit", "main")
     assert code == EXIT_STORAGE and "perfd.db" in err
+
+
+def test_locked_database_is_a_storage_error_and_the_lock_holder_loses_nothing(workspace, cli):
+    import sqlite3
+
+    workspace.suite()
+    assert cli("run", "--suite", "fake", "--commit", workspace.commits[0])[0] == 0
+    holder = sqlite3.connect(workspace.db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        code, _, err = cli("run", "--suite", "fake", "--commit", "main")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == EXIT_STORAGE and "database is locked" in err
+    assert workspace.rows("SELECT status FROM benchmark_runs") == [("COMPLETED",)]
