@@ -14,7 +14,7 @@ from typing import Any
 
 from perfd.analysis.summary import summarize_processes
 from perfd.config import SuiteConfig, expand
-from perfd.errors import HarnessError, PerfdError
+from perfd.errors import ConfigError, HarnessError, PerfdError
 from perfd.model import (
     BENCHMARK_DATA_VERSION,
     COUNTER_METRICS,
@@ -58,6 +58,10 @@ class RunOptions:
     probe: HostProbe = field(default_factory=HostProbe)
     progress: Progress = lambda message: None
 
+    def allowed_cpus(self) -> set[int]:
+        """CPUs this process may run on (respects cgroup cpusets and systemd CPUAffinity=)."""
+        return set(os.sched_getaffinity(0))
+
 
 def measures_for(suite: SuiteConfig) -> list[Measure]:
     out = []
@@ -92,6 +96,7 @@ def run_suite(suite: SuiteConfig, rev: str, store: ResultStore, opts: RunOptions
         opts.progress(f"run {stale} was interrupted earlier (its perfd process is gone): marked FAILED")
 
     measures = measures_for(suite)
+    check_cpus(suite, measures, opts.allowed_cpus())
     config_hashes = {m.name: benchmark_config_hash(suite, m.name) for m in measures}
     builder = Builder(opts.data_dir / "builds")
     opts.progress(f"building {suite.name} at {sha[:12]}")
@@ -144,15 +149,37 @@ def run_suite(suite: SuiteConfig, rev: str, store: ResultStore, opts: RunOptions
         store.complete_run(run_id, result,
                            output_dir=str(opts.output_dir) if opts.output_dir else None)
     except PerfdError as exc:
-        store.fail_run(run_id, str(exc), processes, environment)
+        _record_failure(store, run_id, str(exc), processes, environment, opts.progress)
         raise
     except KeyboardInterrupt:
-        store.fail_run(run_id, "interrupted by the user (SIGINT)", processes, environment)
+        _record_failure(store, run_id, "interrupted by the user (SIGINT)", processes, environment,
+                        opts.progress)
         raise
     data_path = None
     if opts.output_dir is not None:
         data_path = write_benchmark_data(opts.output_dir, run_id, suite, sha, opts, built, result)
     return RunOutcome(run_id, sha, built, result, unavailable, data_path)
+
+
+def _record_failure(store: ResultStore, run_id: int, error: str, processes: list[ProcessResult],
+                    environment: EnvFingerprint | None, progress: Progress) -> None:
+    """Mark the run FAILED; if even that fails, say so but let the original error through."""
+    try:
+        store.fail_run(run_id, error, processes, environment)
+    except PerfdError as exc:
+        progress(f"could not mark run {run_id} FAILED ({exc}); the next run will")
+
+
+def check_cpus(suite: SuiteConfig, measures: list[Measure], allowed: set[int]) -> None:
+    """Refuse to start when the suite pins to CPUs this process may not use."""
+    wanted = {c for m in measures for c in m.cpus}
+    missing = sorted(wanted - allowed)
+    if missing:
+        raise ConfigError(
+            f"suite {suite.name} ({suite.source_path}): pins to CPU(s) "
+            f"{', '.join(map(str, missing))}, but perfd may only use CPU(s) "
+            f"{', '.join(map(str, sorted(allowed)))} here: change `cpus` in the suite"
+        )
 
 
 def write_benchmark_data(out_dir: Path, run_id: int, suite: SuiteConfig, sha: str,

@@ -172,3 +172,42 @@ def test_harness_command_points_at_compilable_sources(cli, tmp_path):
     subprocess.run(["cc", "-std=c11", f"-I{src}", str(tmp_path / "b.c"), str(src / "perfd_harness.c"),
                     "-o", str(binary)], check=True)
     assert subprocess.run([str(binary), "--list"], capture_output=True, text=True).stdout == "sum/squares\n"
+
+
+def _find_process(needle: str) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmdline and cmdline[0].endswith(needle.encode()):
+                return int(entry.name)
+    return None
+
+
+def test_killing_the_real_harness_mid_run_fails_the_run_without_statistics(in_tmp, demo_repo):
+    """SIGKILL a real bench_minilib process while perfd runs it."""
+    import os
+    import signal
+    import sys
+    import time
+
+    repo, shas = demo_repo
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perfd", "-q", "run", "--suite", "example", "--commit", shas["base"],
+         "--repo", str(repo)], cwd=in_tmp, stderr=subprocess.PIPE, text=True)
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and proc.poll() is None and time.monotonic() < deadline:
+        victim = _find_process("bench_minilib")
+        time.sleep(0.01)
+    assert victim is not None, "never saw a harness process"
+    os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 5, err
+    assert "was killed by SIGKILL" in err
+    store = ResultStore.open(f"sqlite:///{in_tmp / 'state' / 'perfd.db'}")
+    (run,) = store.list_runs()
+    assert run.status == "FAILED" and "SIGKILL" in (run.error or "")
+    assert store.statistics(run.id) == []

@@ -184,3 +184,11 @@ def test_locked_database_is_a_storage_error_and_the_lock_holder_loses_nothing(wo
         holder.close()
     assert code == EXIT_STORAGE and "database is locked" in err
     assert workspace.rows("SELECT status FROM benchmark_runs") == [("COMPLETED",)]
+
+
+def test_pinning_to_a_cpu_this_machine_lacks_is_refused_before_running(workspace, cli):
+    path = workspace.suite()
+    path.write_text(path.read_text().replace("  repetitions: 3", "  repetitions: 3\n  cpus: [4095]"))
+    code, _, err = cli("run", "--suite", "fake", "--commit", "main")
+    assert code == EXIT_CONFIG and "pins to CPU(s) 4095" in err
+    assert workspace.count("benchmark_runs") == 0
