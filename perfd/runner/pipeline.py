@@ -6,8 +6,9 @@ import json
 import os
 import random
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from perfd.model import (
     stable_hash,
 )
 from perfd.runner.build import Builder, BuiltHarness
-from perfd.runner.execute import HarnessRunner, Measure, plan_rounds
+from perfd.runner.execute import HarnessRunner, Measure, PlannedProcess, plan_rounds
 from perfd.runner.fingerprint import HostProbe
 from perfd.runner.git import Repository
 from perfd.runner.procs import pid_alive
@@ -86,54 +87,80 @@ def benchmark_config_hash(suite: SuiteConfig, name: str) -> str:
     })
 
 
-def run_suite(suite: SuiteConfig, rev: str, store: ResultStore, opts: RunOptions) -> RunOutcome:
-    """Build and measure suite at rev; store the run atomically. Raises PerfdError subclasses."""
-    repo = Repository.open(opts.repository or suite.repository_location(),
-                           opts.data_dir / "mirrors")
-    sha = repo.resolve(rev)
-    hostname = socket.gethostname()
-    for stale in store.recover_interrupted(hostname, pid_alive):
+def _open_repository(suite: SuiteConfig, store: ResultStore, opts: RunOptions) -> Repository:
+    repo = Repository.open(opts.repository or suite.repository_location(), opts.data_dir / "mirrors")
+    for stale in store.recover_interrupted(socket.gethostname(), pid_alive):
         opts.progress(f"run {stale} was interrupted earlier (its perfd process is gone): marked FAILED")
+    return repo
 
-    measures = measures_for(suite)
-    check_cpus(suite, measures, opts.allowed_cpus())
-    config_hashes = {m.name: benchmark_config_hash(suite, m.name) for m in measures}
-    builder = Builder(opts.data_dir / "builds")
+
+def _build(suite: SuiteConfig, repo: Repository, sha: str, opts: RunOptions) -> BuiltHarness:
     opts.progress(f"building {suite.name} at {sha[:12]}")
-    built = builder.build(suite, repo, sha)
+    built = Builder(opts.data_dir / "builds").build(suite, repo, sha)
     opts.progress(f"build {'reused' if built.cached else 'done'}: {built.binary}")
+    return built
 
-    run_id = store.begin_run(RunStart(
-        suite=suite.name, commit_sha=sha, machine_id=opts.machine_id,
-        config_hash=stable_hash(sorted(config_hashes.items())), build_hash=built.build_hash,
-        started_at=datetime.now(UTC), pid=os.getpid(), tier=opts.tier,
-    ))
-    processes: list[ProcessResult] = []
-    environment: EnvFingerprint | None = None
-    try:
-        runner = HarnessRunner(built.binary, [expand(a, built.variables) for a in suite.harness.args])
-        offered = set(runner.list_benchmarks())
+
+class _Side:
+    """One commit of a suite being measured: its build, its run row and its processes."""
+
+    def __init__(self, suite: SuiteConfig, sha: str, built: BuiltHarness, store: ResultStore,
+                 opts: RunOptions, config_hashes: dict[str, str], tier: str) -> None:
+        self.suite, self.sha, self.built, self.store, self.opts = suite, sha, built, store, opts
+        self.config_hashes = config_hashes
+        self.processes: list[ProcessResult] = []
+        self.context: HarnessContext | None = None
+        self.environment: EnvFingerprint | None = None
+        self.runner = HarnessRunner(built.binary, [expand(a, built.variables) for a in suite.harness.args])
+        self.run_id = store.begin_run(RunStart(
+            suite=suite.name, commit_sha=sha, machine_id=opts.machine_id,
+            config_hash=stable_hash(sorted(config_hashes.items())), build_hash=built.build_hash,
+            started_at=datetime.now(UTC), pid=os.getpid(), tier=tier,
+        ))
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """Any error or Ctrl-C inside marks this run FAILED (no statistics) and propagates."""
+        try:
+            yield
+        except PerfdError as exc:
+            self.fail(str(exc))
+            raise
+        except KeyboardInterrupt:
+            self.fail("interrupted by the user (SIGINT)")
+            raise
+
+    def fail(self, error: str) -> None:
+        try:
+            self.store.fail_run(self.run_id, error, self.processes, self.environment)
+        except PerfdError as exc:  # keep the original error; the next run marks it
+            self.opts.progress(f"could not mark run {self.run_id} FAILED ({exc}); the next run will")
+
+    def check_offers(self, measures: Sequence[Measure]) -> None:
+        offered = set(self.runner.list_benchmarks())
         missing = [m.name for m in measures if m.name not in offered]
         if missing:
             raise HarnessError(
-                f"suite {suite.name}: benchmark(s) {', '.join(missing)} not in the harness "
-                f"(it offers: {', '.join(sorted(offered)) or 'nothing'})"
+                f"suite {self.suite.name}: benchmark(s) {', '.join(missing)} not in the harness "
+                f"at {self.sha[:12]} (it offers: {', '.join(sorted(offered)) or 'nothing'})"
             )
-        all_cpus = tuple(sorted({c for m in measures for c in m.cpus}))
-        environment = opts.probe.fingerprint(all_cpus)
-        plan = plan_rounds(measures, random.Random(opts.seed))
-        context: HarnessContext | None = None
-        for i, planned in enumerate(plan, start=1):
-            opts.progress(f"[{i}/{len(plan)}] {planned.benchmark.name} "
-                          f"process {planned.repetition + 1}/{planned.benchmark.repetitions}")
-            process, context = runner.run_one(planned)
-            processes.append(process)
-        assert context is not None  # a suite has at least one benchmark
+
+    def run(self, planned: PlannedProcess) -> ProcessResult:
+        process, self.context = self.runner.run_one(planned)
+        self.processes.append(process)
+        return process
+
+    def complete(self, environment: EnvFingerprint) -> RunOutcome:
+        """Summarise and store the run in one transaction."""
+        self.environment = environment
+        assert self.context is not None, "complete() before any process ran"
         statistics: list[Summary] = []
         unavailable: dict[str, str] = {}
-        for bench in suite.benchmarks:
-            metrics = suite.settings_for(bench.name).metrics
-            mine = [p for p in processes if p.benchmark == bench.name]
+        for bench in self.suite.benchmarks:
+            metrics = self.suite.settings_for(bench.name).metrics
+            mine = [p for p in self.processes if p.benchmark == bench.name]
+            if not mine:
+                continue
             summaries = summarize_processes(bench.name, metrics, mine)
             statistics += summaries
             measured = {s.metric for s in summaries}
@@ -142,32 +169,102 @@ def run_suite(suite: SuiteConfig, rev: str, store: ResultStore, opts: RunOptions
                     unavailable[f"{bench.name}:{metric.name}"] = (
                         mine[0].counters_unavailable_reason or "not reported by the harness")
         result = RunResult(
-            environment=environment, harness=context, processes=tuple(processes),
+            environment=environment, harness=self.context, processes=tuple(self.processes),
             statistics=tuple(statistics), finished_at=datetime.now(UTC),
-            benchmark_config_hashes=config_hashes,
+            benchmark_config_hashes=self.config_hashes,
         )
-        store.complete_run(run_id, result,
-                           output_dir=str(opts.output_dir) if opts.output_dir else None)
-    except PerfdError as exc:
-        _record_failure(store, run_id, str(exc), processes, environment, opts.progress)
-        raise
-    except KeyboardInterrupt:
-        _record_failure(store, run_id, "interrupted by the user (SIGINT)", processes, environment,
-                        opts.progress)
-        raise
-    data_path = None
+        out = self.opts.output_dir
+        self.store.complete_run(self.run_id, result, output_dir=str(out) if out else None)
+        return RunOutcome(self.run_id, self.sha, self.built, result, unavailable)
+
+
+def run_suite(suite: SuiteConfig, rev: str, store: ResultStore, opts: RunOptions) -> RunOutcome:
+    """Build and measure suite at rev; store the run atomically. Raises PerfdError subclasses."""
+    repo = _open_repository(suite, store, opts)
+    sha = repo.resolve(rev)
+    measures = measures_for(suite)
+    check_cpus(suite, measures, opts.allowed_cpus())
+    config_hashes = {m.name: benchmark_config_hash(suite, m.name) for m in measures}
+    built = _build(suite, repo, sha, opts)
+    side = _Side(suite, sha, built, store, opts, config_hashes, opts.tier)
+    with side.recording():
+        side.check_offers(measures)
+        environment = opts.probe.fingerprint(tuple(sorted({c for m in measures for c in m.cpus})))
+        side.environment = environment
+        plan = plan_rounds(measures, random.Random(opts.seed))
+        for i, planned in enumerate(plan, start=1):
+            opts.progress(f"[{i}/{len(plan)}] {planned.benchmark.name} "
+                          f"process {planned.repetition + 1}/{planned.benchmark.repetitions}")
+            side.run(planned)
+        outcome = side.complete(environment)
     if opts.output_dir is not None:
-        data_path = write_benchmark_data(opts.output_dir, run_id, suite, sha, opts, built, result)
-    return RunOutcome(run_id, sha, built, result, unavailable, data_path)
+        path = write_benchmark_data(opts.output_dir, outcome.run_id, suite, sha, opts, built,
+                                    outcome.result)
+        outcome = replace(outcome, data_path=path)
+    return outcome
 
 
-def _record_failure(store: ResultStore, run_id: int, error: str, processes: list[ProcessResult],
-                    environment: EnvFingerprint | None, progress: Progress) -> None:
-    """Mark the run FAILED; if even that fails, say so but let the original error through."""
-    try:
-        store.fail_run(run_id, error, processes, environment)
-    except PerfdError as exc:
-        progress(f"could not mark run {run_id} FAILED ({exc}); the next run will")
+# Decides, after each pair, whether a benchmark needs more pairs:
+# (benchmark, baseline processes, current processes) -> keep going?
+KeepGoing = Callable[[str, Sequence[ProcessResult], Sequence[ProcessResult]], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class PairedOutcome:
+    baseline: RunOutcome
+    current: RunOutcome
+    pairs: dict[str, int]  # benchmark -> pairs measured
+
+
+def run_interleaved(suite: SuiteConfig, baseline_rev: str, current_rev: str, store: ResultStore,
+                    opts: RunOptions, *, keep_going: KeepGoing, min_pairs: int = 5,
+                    max_pairs: int = 20) -> PairedOutcome:
+    """Build both commits and run them in randomised pairs of processes on this machine.
+
+    Pair i of a benchmark runs one baseline and one current process back to back, in a
+    random order, on the same CPU, so drift and the order effect cancel in the pair's ratio.
+    After min_pairs, keep_going decides per benchmark whether more pairs are needed (up to
+    max_pairs). Both sides are stored as runs of tier "compare" whose processes carry the
+    pair index as round_index.
+    """
+    if not 2 <= min_pairs <= max_pairs:
+        raise ConfigError(f"pairs: need 2 <= min_pairs <= max_pairs, got {min_pairs}..{max_pairs}")
+    repo = _open_repository(suite, store, opts)
+    shas = repo.resolve(baseline_rev), repo.resolve(current_rev)
+    measures = measures_for(suite)
+    check_cpus(suite, measures, opts.allowed_cpus())
+    config_hashes = {m.name: benchmark_config_hash(suite, m.name) for m in measures}
+    builds = [_build(suite, repo, sha, opts) for sha in shas]
+    sides = [_Side(suite, sha, built, store, opts, config_hashes, "compare")
+             for sha, built in zip(shas, builds, strict=True)]
+    rng = random.Random(opts.seed)
+    pairs = dict.fromkeys((m.name for m in measures), 0)
+    with ExitStack() as stack:
+        for side in sides:
+            stack.enter_context(side.recording())
+        for side in sides:
+            side.check_offers(measures)
+        environment = opts.probe.fingerprint(tuple(sorted({c for m in measures for c in m.cpus})))
+        for side in sides:
+            side.environment = environment
+        active = list(measures)
+        for i in range(max_pairs):
+            rng.shuffle(active)
+            for m in active:
+                cpu = m.cpus[i % len(m.cpus)] if m.cpus else None
+                order = sides if rng.random() < 0.5 else sides[::-1]
+                opts.progress(f"pair {i + 1}: {m.name} "
+                              f"({' then '.join(s.sha[:8] for s in order)})")
+                for side in order:
+                    side.run(PlannedProcess(m, i, i, cpu))
+                pairs[m.name] += 1
+            if i + 1 >= min_pairs:
+                active = [m for m in active if keep_going(
+                    m.name, *[[p for p in s.processes if p.benchmark == m.name] for s in sides])]
+            if not active:
+                break
+        baseline, current = (side.complete(environment) for side in sides)
+    return PairedOutcome(baseline, current, pairs)
 
 
 def check_cpus(suite: SuiteConfig, measures: list[Measure], allowed: set[int]) -> None:
