@@ -40,7 +40,8 @@ from perfd.store.tables import NAMING_CONVENTION, BigId, UtcDateTime, schema_met
 
 # Schema versions, newest last:
 #   1 - environments, benchmark_runs, processes, measurements, statistics.
-SCHEMA_VERSION = 1
+#   2 - alerts and alert_events (alert lifecycle with who/when/why); series index on statistics.
+SCHEMA_VERSION = 2
 
 VERSION_KEY = "schema_version"
 
@@ -174,8 +175,71 @@ def _v1(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v2(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+    # Only the key of benchmark_runs, so the foreign keys resolve; the table exists (v1).
+    Table("benchmark_runs", md, Column("id", Integer, primary_key=True))
+    alerts = Table(
+        "alerts",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("suite", String(200), nullable=False),
+        Column("benchmark", String(200), nullable=True),
+        Column("metric", String(64), nullable=False),
+        Column("machine_id", String(200), nullable=False),
+        Column("config_hash", String(64), nullable=False),
+        Column("baseline_commit", String(40), nullable=False),
+        Column("first_bad_commit", String(40), nullable=False),
+        Column("last_commit", String(40), nullable=False),
+        *(
+            Column(name, Integer, ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+                   nullable=True)
+            for name in ("baseline_run_id", "last_run_id")
+        ),
+        Column("change_pct", Double, nullable=False),
+        Column("confidence", String(16), nullable=False),
+        Column("p_value", Double, nullable=True),
+        Column("reason", Text, nullable=False),
+        Column("runs_seen", Integer, nullable=False),
+        Column(
+            "parent_alert_id",
+            Integer,
+            ForeignKey("alerts.id", ondelete="SET NULL"),
+            nullable=True,
+        ),
+        Column("evidence_path", Text, nullable=True),
+        Index(None, "suite", "benchmark", "metric", "machine_id", "config_hash", "state"),
+    )
+    alert_events = Table(
+        "alert_events",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("alert_id", Integer, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+        Column("at", UtcDateTime, nullable=False),
+        Column("actor", String(200), nullable=False),
+        Column("from_state", String(16), nullable=True),
+        Column("to_state", String(16), nullable=False),
+        Column("reason", Text, nullable=False),
+        Index(None, "alert_id"),
+    )
+    md.create_all(conn, tables=[alerts, alert_events])
+    statistics = Table(
+        "statistics",
+        md,
+        Column("benchmark", String(200)),
+        Column("metric", String(64)),
+        Column("config_hash", String(64)),
+    )
+    Index(None, statistics.c.benchmark, statistics.c.metric, statistics.c.config_hash).create(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "create environments, benchmark_runs, processes, measurements, statistics", _v1),
+    (2, "create alerts and alert_events; index statistics by series", _v2),
 ]
 
 

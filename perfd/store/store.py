@@ -4,6 +4,8 @@ A run is a row that starts RUNNING (``begin_run``) and ends either COMPLETED wit
 its processes, measurements and statistics written in one transaction (``complete_run``),
 or FAILED with an error text and, for diagnosis, its process rows (``fail_run``). A run
 whose perfd process died stays RUNNING until ``recover_interrupted`` marks it FAILED.
+Completed runs form the history of series (``series_keys`` / ``series_points``, see
+``series.py``); regressions found in it become alerts with a stored lifecycle (``alerts.py``).
 
 Database errors leave this module as ``StorageError`` with the cause and the URL (password
 masked); a run id that does not exist is a ``UsageError``. Timestamps are timezone-aware
@@ -57,7 +59,9 @@ from perfd.model import (
     RunStatus,
     Summary,
 )
+from perfd.store import alerts as a
 from perfd.store import tables as t
+from perfd.store.alerts import Alert, AlertDraft, AlertEvent
 from perfd.store.migrations import (
     SCHEMA_VERSION,
     WRITE_TRANSACTION,
@@ -68,6 +72,7 @@ from perfd.store.migrations import (
     upgrade,
     write_transaction,
 )
+from perfd.store.series import SeriesKey, SeriesPoint, query_series_keys, query_series_points
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # Rows per executemany call: large enough to amortise the call, small enough that the row
@@ -589,12 +594,7 @@ class ResultStore:
                 runs.c.commit_sha == sha if len(sha) == 40 else runs.c.commit_sha.startswith(sha)
             )
         if status is not None:
-            try:
-                wanted = RunStatus(status.upper())
-            except ValueError:
-                choices = ", ".join(s.value for s in RunStatus)
-                raise UsageError(f"status must be one of {choices}, got {status!r}") from None
-            query = query.where(runs.c.status == wanted.value)
+            query = query.where(runs.c.status == _run_status(status).value)
         with self._guard("listing runs"), self._engine.connect() as conn:
             rows = conn.execute(query.limit(limit)).mappings().all()
         return [_run_info(row) for row in rows]
@@ -674,6 +674,153 @@ class ResultStore:
         for repetition, _index, value in self.measurements(run_id, benchmark, metric):
             per_process.setdefault(repetition, []).append(value)
         return [median(values) for values in per_process.values()]
+
+    def runs_for_commit(
+        self, suite: str, commit_sha: str, machine_id: str, *, status: str | None = "COMPLETED"
+    ) -> list[RunInfo]:
+        """Runs of a suite at one commit (full sha) on one machine, newest first; ``status``
+        None means any. Raises UsageError for an unknown status, StorageError."""
+        runs = t.benchmark_runs
+        query = (
+            self._run_info_query()
+            .where(
+                runs.c.suite == suite,
+                runs.c.commit_sha == commit_sha.lower(),
+                runs.c.machine_id == machine_id,
+            )
+            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        )
+        if status is not None:
+            query = query.where(runs.c.status == _run_status(status).value)
+        with self._guard(f"listing runs of commit {commit_sha}"), self._engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_run_info(row) for row in rows]
+
+    def environment_hash(self, run_id: int) -> str | None:
+        """Environment fingerprint hash of a run, None while it has none recorded. Raises
+        UsageError for an unknown run, StorageError."""
+        runs, envs = t.benchmark_runs, t.environments
+        query = (
+            select(runs.c.id, envs.c.fingerprint_hash)
+            .outerjoin(envs, envs.c.id == runs.c.environment_id)
+            .where(runs.c.id == run_id)
+        )
+        with self._guard(f"reading the environment of run {run_id}"), self._engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        if row is None:
+            raise UsageError(f"no run with id {run_id}")
+        return None if row.fingerprint_hash is None else str(row.fingerprint_hash)
+
+    # -- history of series
+
+    def series_keys(
+        self, *, suite: str | None = None, machine_id: str | None = None
+    ) -> list[SeriesKey]:
+        """Distinct series (suite, benchmark, metric, machine, benchmark config hash) with
+        completed runs, ordered by those fields. Raises StorageError."""
+        with self._guard("listing series"), self._engine.connect() as conn:
+            return query_series_keys(conn, suite=suite, machine_id=machine_id)
+
+    def series_points(
+        self, key: SeriesKey, *, tier: str | None = None, exclude_tiers: Sequence[str] = ()
+    ) -> list[SeriesPoint]:
+        """Completed runs of one series ordered by start time, optionally only one tier or
+        without some tiers. Raises ValueError for a key without benchmark, StorageError."""
+        with self._guard(f"reading series {key}"), self._engine.connect() as conn:
+            return query_series_points(conn, key, tier=tier, exclude_tiers=exclude_tiers)
+
+    # -- alerts
+
+    def open_alert(self, draft: AlertDraft, *, actor: str = "perfd") -> int:
+        """Store a new OPEN alert (runs_seen 1) with its creation event; returns its id.
+        Raises UsageError when the series already has an active alert (see
+        ``active_alert``) or a run id is unknown, StorageError."""
+        with self._guard(f"opening an alert for {draft.series}"), self._write() as conn:
+            return a.insert_alert(conn, draft, actor=actor, now=self._clock())
+
+    def active_alert(self, series: SeriesKey) -> Alert | None:
+        """The OPEN or ACKNOWLEDGED alert of a series, if any. Raises StorageError."""
+        with self._guard(f"reading the active alert of {series}"), self._engine.connect() as conn:
+            return a.find_active(conn, series)
+
+    def update_alert(
+        self,
+        alert_id: int,
+        *,
+        last_commit: str,
+        last_run_id: int | None,
+        change_pct: float,
+        confidence: str,
+        p_value: float | None,
+        reason: str,
+    ) -> None:
+        """One more evaluated run shows an active alert's change: record it and count it
+        (runs_seen + 1). Raises UsageError for an unknown or closed alert, ValueError for
+        bad values, StorageError."""
+        with self._guard(f"updating alert {alert_id}"), self._write() as conn:
+            a.update_active(
+                conn,
+                alert_id,
+                now=self._clock(),
+                last_commit=last_commit,
+                last_run_id=last_run_id,
+                change_pct=change_pct,
+                confidence=confidence,
+                p_value=p_value,
+                reason=reason,
+            )
+
+    def transition(
+        self,
+        alert_id: int,
+        to_state: str,
+        *,
+        actor: str,
+        reason: str,
+        parent_alert_id: int | None = None,
+    ) -> Alert:
+        """Move an alert along its lifecycle and record who/when/why, in one transaction;
+        returns the changed alert. Raises UsageError (and writes nothing) for an unknown
+        alert or a move the lifecycle forbids, StorageError."""
+        with self._guard(f"changing the state of alert {alert_id}"), self._write() as conn:
+            return a.apply_transition(
+                conn,
+                alert_id,
+                to_state.upper(),
+                actor=actor,
+                reason=reason,
+                parent_alert_id=parent_alert_id,
+                now=self._clock(),
+            )
+
+    def set_evidence_path(self, alert_id: int, path: str) -> None:
+        """Link the evidence directory of an alert. Raises UsageError, StorageError."""
+        with self._guard(f"linking evidence to alert {alert_id}"), self._write() as conn:
+            a.set_evidence(conn, alert_id, path, now=self._clock())
+
+    def list_alerts(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        suite: str | None = None,
+        machine_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        """Alerts newest first, filtered by state(s), suite and machine. Raises UsageError
+        for bad filters, StorageError."""
+        if limit < 1:
+            raise UsageError(f"limit must be >= 1, got {limit}")
+        states = a.parse_states(state)
+        with self._guard("listing alerts"), self._engine.connect() as conn:
+            return a.query_alerts(
+                conn, states=states, suite=suite, machine_id=machine_id, limit=limit
+            )
+
+    def get_alert(self, alert_id: int) -> tuple[Alert, list[AlertEvent]]:
+        """An alert and its events, oldest first. Raises UsageError for an unknown id,
+        StorageError."""
+        with self._guard(f"reading alert {alert_id}"), self._engine.connect() as conn:
+            return a.read_alert(conn, alert_id)
 
     # -- helpers
 
@@ -805,6 +952,14 @@ class ResultStore:
         )
         rows = conn.execute(query).mappings()
         return [_summary(row) for row in rows]
+
+
+def _run_status(status: str) -> RunStatus:
+    try:
+        return RunStatus(status.upper())
+    except ValueError:
+        choices = ", ".join(s.value for s in RunStatus)
+        raise UsageError(f"status must be one of {choices}, got {status!r}") from None
 
 
 def _run_info(row: RowMapping) -> RunInfo:

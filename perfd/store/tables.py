@@ -197,4 +197,71 @@ statistics = Table(
     Column("p99", Double, nullable=False),
     Column("sample_cv", Double, nullable=False),
     UniqueConstraint("run_id", "benchmark", "metric"),
+    # Reading one series' history (store.series_points) without scanning every run.
+    Index(None, "benchmark", "metric", "config_hash"),
+)
+
+# One row per regression (or infrastructure change) that perfd opened; its lifecycle is in
+# alert_events. ``benchmark`` is NULL for an infrastructure alert (a whole machine moved).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("kind", String(16), nullable=False),  # "code" | "infrastructure"
+    Column("state", String(16), nullable=False),  # store.alerts.ALERT_STATES
+    Column("suite", String(NAME_LEN), nullable=False),
+    Column("benchmark", String(NAME_LEN), nullable=True),
+    Column("metric", String(METRIC_LEN), nullable=False),
+    Column("machine_id", String(NAME_LEN), nullable=False),
+    Column("config_hash", String(HASH_LEN), nullable=False),
+    Column("baseline_commit", String(40), nullable=False),
+    Column("first_bad_commit", String(40), nullable=False),
+    Column("last_commit", String(40), nullable=False),
+    Column(
+        "baseline_run_id",
+        Integer,
+        ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column(
+        "last_run_id",
+        Integer,
+        ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("change_pct", Double, nullable=False),
+    Column("confidence", String(16), nullable=False),  # HIGH | MEDIUM | LOW
+    Column("p_value", Double, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("runs_seen", Integer, nullable=False),  # evaluated runs that showed it
+    Column(
+        "parent_alert_id",
+        Integer,
+        ForeignKey("alerts.id", ondelete="SET NULL"),
+        nullable=True,
+    ),  # the alert a DOWNSTREAM one follows from
+    Column("evidence_path", Text, nullable=True),
+    Index(None, "suite", "benchmark", "metric", "machine_id", "config_hash", "state"),
+)
+
+# Who moved an alert from which state to which, when and why; the creation is the event
+# with from_state NULL.
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "alert_id",
+        Integer,
+        ForeignKey("alerts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(NAME_LEN), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index(None, "alert_id"),
 )

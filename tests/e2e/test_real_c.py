@@ -174,14 +174,15 @@ def test_harness_command_points_at_compilable_sources(cli, tmp_path):
     assert subprocess.run([str(binary), "--list"], capture_output=True, text=True).stdout == "sum/squares\n"
 
 
-def _find_process(needle: str) -> int | None:
+def _find_harness(needle: str) -> int | None:
+    """Pid of a running harness process that is measuring (not listing) benchmarks."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if cmdline and cmdline[0].endswith(needle.encode()):
+            if cmdline and cmdline[0].endswith(needle.encode()) and b"--json" in cmdline:
                 return int(entry.name)
     return None
 
@@ -194,15 +195,21 @@ def test_killing_the_real_harness_mid_run_fails_the_run_without_statistics(in_tm
     import time
 
     repo, shas = demo_repo
+    # Long samples, so the process is surely still measuring when it is killed.
+    suites = in_tmp / "suites"
+    shutil.copytree(ROOT / "suites", suites)
+    text = (suites / "example.yaml").read_text().replace("min_time_s: 0.01", "min_time_s: 0.5")
+    (suites / "example.yaml").write_text(text)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "perfd", "-q", "run", "--suite", "example", "--commit", shas["base"],
-         "--repo", str(repo)], cwd=in_tmp, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "perfd", "-q", "run", "--suite", str(suites / "example.yaml"),
+         "--commit", shas["base"], "--repo", str(repo)], cwd=in_tmp, stderr=subprocess.PIPE, text=True)
     victim = None
     deadline = time.monotonic() + 120
     while victim is None and proc.poll() is None and time.monotonic() < deadline:
-        victim = _find_process("bench_minilib")
+        victim = _find_harness("bench_minilib")
         time.sleep(0.01)
     assert victim is not None, "never saw a harness process"
+    time.sleep(0.2)
     os.kill(victim, signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 5, err
