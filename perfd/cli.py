@@ -62,6 +62,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for the order of processes within a round")
     p.add_argument("--json", action="store_true", help="print the run's statistics as JSON")
 
+    c = sub.add_parser("compare", help="decide whether a commit changed performance against another",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--suite", required=True, help="suite name or path to its YAML")
+    c.add_argument("--baseline", required=True, metavar="REV", help="baseline commit/branch/tag")
+    c.add_argument("--current", required=True, metavar="REV", help="commit to judge")
+    mode = c.add_mutually_exclusive_group()
+    mode.add_argument("--interleave", dest="interleave", action="store_true", default=None,
+                      help="build both and run them now in randomised pairs (default when either "
+                           "commit has no stored run)")
+    mode.add_argument("--stored", dest="interleave", action="store_false",
+                      help="only compare stored runs of both commits")
+    c.add_argument("--min-pairs", type=int, default=5, help="pairs before the first decision (5)")
+    c.add_argument("--max-pairs", type=int, default=20, help="cap on pairs per benchmark (20)")
+    c.add_argument("--threshold", type=float, metavar="PCT",
+                   help="magnitude threshold in percent (default: each benchmark's threshold_pct)")
+    c.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    c.add_argument("--fdr", type=float, default=0.05, metavar="Q",
+                   help="Benjamini-Hochberg false-discovery rate across benchmarks (0.05)")
+    c.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    c.add_argument("--output", type=Path, metavar="FILE", help="also write the report here")
+    c.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
+    c.add_argument("--seed", type=int, default=0, help="seed for pair order and bootstrap (0)")
+
     runs = sub.add_parser("runs", help="inspect stored runs")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", parser_class=_Parser)
     runs_sub.required = True

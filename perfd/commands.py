@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from perfd.config import DaemonConfig, check_paths, find_suite, json_schema, load_daemon
-from perfd.errors import EXIT_OK, ConfigError, UsageError
+from perfd.errors import EXIT_NEGATIVE, EXIT_OK, ConfigError, UsageError
 from perfd.model import Summary
 from perfd.report.text import environment_line, fmt_value, statistics_table, table
 from perfd.runner.harness_src import harness_cflags, harness_dir
@@ -72,6 +72,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.data_path:
         print(f"\nraw data: {outcome.data_path}")
     return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from perfd.flows.compare import CompareOptions, compare_commits
+    from perfd.report.compare import render
+    from perfd.runner.pipeline import RunOptions
+
+    config = load_config(args)
+    suite = find_suite(args.suite, config.suites_dir_resolved())
+    store = open_store(args, config)
+    report = compare_commits(suite, args.baseline, args.current, store, RunOptions(
+        data_dir=config.data_dir_resolved(), machine_id=config.machine_id_resolved(),
+        repository=args.repo, seed=args.seed, tier="compare", progress=_progress(args),
+    ), CompareOptions(
+        threshold_pct=args.threshold, alpha=args.alpha, fdr_q=args.fdr, min_pairs=args.min_pairs,
+        max_pairs=args.max_pairs, interleave=args.interleave, seed=args.seed,
+    ))
+    text = render(report, args.format)
+    if args.output:
+        write_atomically(args.output, text)
+    sys.stdout.write(text)
+    return EXIT_NEGATIVE if report.verdict == "REGRESSED" else EXIT_OK
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _summary_json(s: Summary) -> dict[str, object]:
@@ -171,8 +200,8 @@ def cmd_harness(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "run": cmd_run, "runs": cmd_runs, "check-config": cmd_check_config, "schema": cmd_schema,
-    "db": cmd_db, "harness": cmd_harness,
+    "run": cmd_run, "compare": cmd_compare, "runs": cmd_runs, "check-config": cmd_check_config,
+    "schema": cmd_schema, "db": cmd_db, "harness": cmd_harness,
 }
 
 

@@ -103,3 +103,19 @@ class Repository:
         except RepositoryError:
             shutil.rmtree(dest, ignore_errors=True)
             _git(self.path, "worktree", "prune")
+
+    def subject(self, sha: str) -> str:
+        """First line of the commit message."""
+        return _git(self.path, "log", "-1", "--format=%s", sha).strip()
+
+    def commits_between(self, base: str, head: str) -> list[tuple[str, str]]:
+        """(sha, subject) of the commits in base..head, oldest first."""
+        out = _git(self.path, "log", "--reverse", "--format=%H %s", f"{base}..{head}")
+        return [(line[:40], line[41:]) for line in out.splitlines() if line]
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        try:
+            _git(self.path, "merge-base", "--is-ancestor", older, newer)
+        except RepositoryError:
+            return False
+        return True
