@@ -33,6 +33,14 @@ exit codes:
 """
 
 
+ALERT_EPILOG = """\
+without an ACTION, `perfd alert` evaluates: for every series (suite x benchmark x metric x
+machine x config) it compares the latest run with its baseline, opens an alert for a
+regression at or above --confidence, updates open ones and resolves those back within the
+threshold. Exit status 1 when an alert is open after the evaluation.
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see `{self.prog} --help`)")
@@ -84,6 +92,40 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--output", type=Path, metavar="FILE", help="also write the report here")
     c.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
     c.add_argument("--seed", type=int, default=0, help="seed for pair order and bootstrap (0)")
+
+    a = sub.add_parser("alert", help="evaluate the latest runs and manage regression alerts",
+                       epilog=ALERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("--suite", help="only this suite (default: every suite with stored runs)")
+    a.add_argument("--threshold", type=float, metavar="PCT",
+                   help="magnitude threshold in percent (default: each benchmark's threshold_pct)")
+    a.add_argument("--confidence", choices=["low", "medium", "high"], default="medium",
+                   help="least confidence that opens an alert (medium)")
+    a.add_argument("--alpha", type=float, default=0.05)
+    a.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    a_sub = a.add_subparsers(dest="alert_command", metavar="ACTION", parser_class=_Parser)
+    al = a_sub.add_parser("list", help="alerts, newest first (default: OPEN and ACKNOWLEDGED)")
+    al.add_argument("--state", action="append",
+                    choices=["OPEN", "ACKNOWLEDGED", "RESOLVED", "FALSE_POSITIVE", "INVALID",
+                             "DOWNSTREAM"], help="repeatable; default OPEN and ACKNOWLEDGED")
+    al.add_argument("--all", action="store_true", help="every state")
+    al.add_argument("--suite", dest="list_suite")
+    al.add_argument("--limit", type=int, default=50)
+    al.add_argument("--json", dest="list_json", action="store_true")
+    ashow = a_sub.add_parser("show", help="one alert and its history (who/when/why)")
+    ashow.add_argument("alert_id", type=int)
+    for name, needs_reason, help_text in (
+        ("ack", False, "acknowledge: someone is looking at it"),
+        ("resolve", False, "resolved: fixed or accepted"),
+        ("false-positive", True, "it was noise, not a regression"),
+        ("invalid", True, "the measurement itself was wrong (broken benchmark, bad machine)"),
+        ("downstream", True, "caused by another alert (--of ID)"),
+    ):
+        ap = a_sub.add_parser(name, help=help_text)
+        ap.add_argument("alert_id", type=int)
+        ap.add_argument("--reason", required=needs_reason, default="")
+        ap.add_argument("--by", default=None, help="who (default: $USER)")
+        if name == "downstream":
+            ap.add_argument("--of", dest="parent", type=int, required=True, metavar="ID")
 
     runs = sub.add_parser("runs", help="inspect stored runs")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", parser_class=_Parser)

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from perfd.config import DaemonConfig, check_paths, find_suite, json_schema, load_daemon
@@ -14,7 +14,7 @@ from perfd.errors import EXIT_NEGATIVE, EXIT_OK, ConfigError, UsageError
 from perfd.model import Summary
 from perfd.report.text import environment_line, fmt_value, statistics_table, table
 from perfd.runner.harness_src import harness_cflags, harness_dir
-from perfd.store import ResultStore
+from perfd.store import Alert, ResultStore
 from perfd.store.migrations import SCHEMA_VERSION
 
 
@@ -94,6 +94,100 @@ def cmd_compare(args: argparse.Namespace) -> int:
         write_atomically(args.output, text)
     sys.stdout.write(text)
     return EXIT_NEGATIVE if report.verdict == "REGRESSED" else EXIT_OK
+
+
+TRANSITIONS = {"ack": "ACKNOWLEDGED", "resolve": "RESOLVED", "false-positive": "FALSE_POSITIVE",
+               "invalid": "INVALID", "downstream": "DOWNSTREAM"}
+
+
+def cmd_alert(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    store = open_store(args, config)
+    action = args.alert_command
+    if action in TRANSITIONS:
+        actor = args.by or os.environ.get("USER") or "cli"
+        alert = store.transition(args.alert_id, TRANSITIONS[action], actor=actor, reason=args.reason,
+                                 parent_alert_id=getattr(args, "parent", None))
+        print(f"alert {alert.id}: {alert.state} (by {actor})")
+        return EXIT_OK
+    if action == "show":
+        alert, events = store.get_alert(args.alert_id)
+        print(alert_text(alert))
+        print("\nhistory:")
+        for e in events:
+            print(f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.from_state or '-':>12} -> {e.to_state:<14} "
+                  f"by {e.actor}: {e.reason}")
+        return EXIT_OK
+    if action == "list":
+        states = None if args.all else (args.state or ["OPEN", "ACKNOWLEDGED"])
+        alerts = store.list_alerts(state=states, suite=args.list_suite, limit=args.limit)
+        if args.list_json:
+            print(json.dumps([alert_json(a) for a in alerts], indent=2, default=str))
+        elif not alerts:
+            print("no alerts" + ("" if args.all else " open"))
+        else:
+            print(alerts_table(alerts))
+        return EXIT_OK
+    from perfd.analysis.compare import Confidence
+    from perfd.config import load_suites
+    from perfd.flows.alerts import AlertPolicy, evaluate
+
+    suites_dir = config.suites_dir_resolved()
+    suites = load_suites(suites_dir) if suites_dir.is_dir() else {}
+    decisions = evaluate(store, suites, config.machine_id_resolved(), AlertPolicy(
+        threshold_pct=args.threshold, min_confidence=Confidence(args.confidence.upper()),
+        alpha=args.alpha), suite_filter=args.suite)
+    if args.json:
+        print(json.dumps([{"suite": d.series.suite, "benchmark": d.series.benchmark,
+                           "metric": d.series.metric, "action": d.action, "alert_id": d.alert_id,
+                           "note": d.note} for d in decisions], indent=2))
+    elif not decisions:
+        print("no series with stored runs on this machine")
+    else:
+        rows = [[d.series.suite, d.series.benchmark or "(machine)", d.series.metric, d.action,
+                 str(d.alert_id or ""), d.note[:90]] for d in decisions]
+        print(table(["suite", "benchmark", "metric", "action", "alert", "why"], rows))
+    still_open = store.list_alerts(state=["OPEN"], suite=args.suite, limit=1,
+                                   machine_id=config.machine_id_resolved())
+    return EXIT_NEGATIVE if still_open else EXIT_OK
+
+
+def alert_json(a: Alert) -> dict[str, object]:
+    return {"id": a.id, "state": a.state, "kind": a.kind, "suite": a.series.suite,
+            "benchmark": a.series.benchmark or None, "metric": a.series.metric,
+            "machine_id": a.series.machine_id, "change_pct": a.change_pct,
+            "confidence": a.confidence, "p_value": a.p_value, "baseline_commit": a.baseline_commit,
+            "first_bad_commit": a.first_bad_commit, "last_commit": a.last_commit,
+            "runs_seen": a.runs_seen, "parent_alert_id": a.parent_alert_id,
+            "evidence_path": a.evidence_path, "reason": a.reason,
+            "created_at": a.created_at.isoformat(), "updated_at": a.updated_at.isoformat()}
+
+
+def alerts_table(alerts: Sequence[Alert]) -> str:
+    rows = [[str(a.id), a.state, a.series.suite, a.series.benchmark or "(machine)", a.series.metric,
+             f"{a.change_pct:+.1f}%", a.confidence, a.first_bad_commit[:12], str(a.runs_seen),
+             f"{a.updated_at:%Y-%m-%d %H:%M}", a.evidence_path or "-"] for a in alerts]
+    return table(["id", "state", "suite", "benchmark", "metric", "change", "confidence",
+                  "first bad", "runs", "updated (UTC)", "evidence"], rows, right=[0, 5, 8])
+
+
+def alert_text(a: Alert) -> str:
+    lines = [
+        f"alert {a.id}: {a.state} ({a.kind})",
+        f"series:      {a.series.suite} / {a.series.benchmark or '(machine)'} / {a.series.metric} "
+        f"on {a.series.machine_id}",
+        f"change:      {a.change_pct:+.2f}% ({a.confidence} confidence"
+        + (f", p={a.p_value:.2g})" if a.p_value is not None else ")"),
+        f"baseline:    {a.baseline_commit} (run {a.baseline_run_id})",
+        f"first bad:   {a.first_bad_commit}",
+        f"latest:      {a.last_commit} (run {a.last_run_id}, seen in {a.runs_seen} run(s))",
+        f"why:         {a.reason}",
+    ]
+    if a.parent_alert_id:
+        lines.append(f"downstream of alert {a.parent_alert_id}")
+    if a.evidence_path:
+        lines.append(f"evidence:    {a.evidence_path}")
+    return "\n".join(lines)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -200,8 +294,8 @@ def cmd_harness(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "run": cmd_run, "compare": cmd_compare, "runs": cmd_runs, "check-config": cmd_check_config,
-    "schema": cmd_schema, "db": cmd_db, "harness": cmd_harness,
+    "run": cmd_run, "compare": cmd_compare, "alert": cmd_alert, "runs": cmd_runs,
+    "check-config": cmd_check_config, "schema": cmd_schema, "db": cmd_db, "harness": cmd_harness,
 }
 
 
