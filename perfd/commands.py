@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from perfd.atomic import write_text_atomically
 from perfd.config import DaemonConfig, check_paths, find_suite, json_schema, load_daemon
 from perfd.errors import EXIT_NEGATIVE, EXIT_OK, ConfigError, UsageError
 from perfd.model import Summary
@@ -91,7 +92,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ))
     text = render(report, args.format)
     if args.output:
-        write_atomically(args.output, text)
+        write_text_atomically(args.output, text)
     sys.stdout.write(text)
     return EXIT_NEGATIVE if report.verdict == "REGRESSED" else EXIT_OK
 
@@ -190,11 +191,23 @@ def alert_text(a: Alert) -> str:
     return "\n".join(lines)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from perfd.flows.analyze import AnalyzeOptions, analyze_range
+    from perfd.report.analyze import render
+
+    if args.threshold is not None and not args.threshold > 0:
+        raise UsageError(f"--threshold must be > 0 (a percentage), got {args.threshold:g}")
+    config = load_config(args)
+    suite = find_suite(args.suite, config.suites_dir_resolved())
+    store = open_store(args, config)
+    report = analyze_range(suite, args.range, store, machine_id=config.machine_id_resolved(),
+                           data_dir=config.data_dir_resolved(), repository=args.repo,
+                           opts=AnalyzeOptions(threshold_pct=args.threshold))
+    text = render(report, args.format)
+    if args.output:
+        write_text_atomically(args.output, text)
+    sys.stdout.write(text)
+    return EXIT_NEGATIVE if report.verdict == "REGRESSED" else EXIT_OK
 
 
 def _summary_json(s: Summary) -> dict[str, object]:
@@ -294,6 +307,7 @@ def cmd_harness(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "analyze": cmd_analyze,
     "run": cmd_run, "compare": cmd_compare, "alert": cmd_alert, "runs": cmd_runs,
     "check-config": cmd_check_config, "schema": cmd_schema, "db": cmd_db, "harness": cmd_harness,
 }

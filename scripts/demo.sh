@@ -12,6 +12,7 @@ base=$(awk '$1=="base"{print $2}' .perfd/demo-commits)
 slow=$(awk '$1=="slow"{print $2}' .perfd/demo-commits)
 echo "== example project at $repo: base ${base:0:12}, slowdown ${slow:0:12}"
 echo
+perfd db upgrade >/dev/null  # a .perfd/ from an older perfd keeps working
 echo "== perfd check-config suites budgets.yaml"
 perfd check-config suites budgets.yaml
 for sha in "$base" "$slow"; do
@@ -22,3 +23,14 @@ done
 echo
 echo "== perfd runs list"
 perfd runs list --limit 5
+echo
+echo "== perfd compare --suite example --baseline ${base:0:12} --current ${slow:0:12} --interleave"
+echo "   (both builds run now in randomised pairs of processes on this machine)"
+set +e
+perfd -q compare --suite example --baseline "$base" --current "$slow" --interleave \
+  --output perfd-out/compare.txt
+status=$?
+set -e
+# exit status 1 is the verdict "regressed" - the expected outcome here; anything else is an error
+if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
+echo "(exit status $status: 1 means a regression was found; report also in perfd-out/compare.txt)"

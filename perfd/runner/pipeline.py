@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from perfd.analysis.summary import summarize_processes
+from perfd.atomic import write_text_atomically
 from perfd.config import SuiteConfig, expand
 from perfd.errors import ConfigError, HarnessError, PerfdError
 from perfd.model import (
@@ -313,11 +314,8 @@ def write_benchmark_data(out_dir: Path, run_id: int, suite: SuiteConfig, sha: st
         "harness": dict(result.harness.raw),
         "benchmarks": benches,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "benchmark_data.json"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(doc, indent=1) + "\n")
     return path
 
 

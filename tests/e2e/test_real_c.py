@@ -218,3 +218,24 @@ def test_killing_the_real_harness_mid_run_fails_the_run_without_statistics(in_tm
     (run,) = store.list_runs()
     assert run.status == "FAILED" and "SIGKILL" in (run.error or "")
     assert store.statistics(run.id) == []
+
+
+def test_compare_finds_the_injected_ten_percent_parse_slowdown(in_tmp, demo_repo, cli):
+    """The issue's acceptance test: interleaved compare of the two demo commits."""
+    repo, shas = demo_repo
+    code, out, err = cli("-q", "compare", "--suite", "example", "--baseline", shas["base"],
+                         "--current", shas["slow"], "--repo", str(repo), "--format", "json",
+                         "--output", "compare.json")
+    assert code == 1, err  # regression found
+    report = json.loads(out)
+    assert report["verdict"] == "REGRESSED"
+    rows = {(c["benchmark"], c["metric"]): c for c in report["comparisons"]}
+    parse = rows[("request/parse", "time")]
+    assert parse["status"] == "REGRESSED" and parse["alert_worthy"], parse
+    assert 5 < parse["change_pct"] < 25
+    # the compute kernel was not touched: it must not be flagged
+    assert not rows[("compute/crc32", "time")]["alert_worthy"]
+    assert json.loads((in_tmp / "compare.json").read_text()) == report
+    # both sides were stored as runs of tier "compare"
+    store = ResultStore.open(f"sqlite:///{in_tmp / 'state' / 'perfd.db'}")
+    assert {r.tier for r in store.list_runs()} == {"compare"}
