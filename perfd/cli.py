@@ -93,6 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
     c.add_argument("--seed", type=int, default=0, help="seed for pair order and bootstrap (0)")
 
+    an = sub.add_parser("analyze", help="change points and start-vs-end changes over a commit range",
+                        description="Analyse the stored runs of a suite over BASE..HEAD on this "
+                                    "machine: change points of each series,\nstart vs end, open "
+                                    "alerts and next steps. Exit 1 when the range regressed.",
+                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    an.add_argument("--suite", required=True, help="suite name or path to its YAML")
+    an.add_argument("--range", required=True, metavar="BASE..HEAD", dest="range",
+                    help="commits after BASE up to HEAD (BASE must be an ancestor of HEAD)")
+    an.add_argument("--threshold", type=float, metavar="PCT",
+                    help="magnitude threshold in percent (default: each benchmark's threshold_pct)")
+    an.add_argument("--format", choices=["markdown", "json"], default="markdown",
+                    help="report format (markdown)")
+    an.add_argument("--output", type=Path, metavar="FILE", help="also write the report here")
+    an.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
+
     a = sub.add_parser("alert", help="evaluate the latest runs and manage regression alerts",
                        epilog=ALERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("--suite", help="only this suite (default: every suite with stored runs)")

@@ -1,0 +1,276 @@
+"""`perfd analyze`: what happened to a suite's series over a commit range, from stored runs.
+
+For every series of the suite on this machine (completed runs, interleaved "compare" runs
+left out), the runs at the range's base and at the commits of base..head are put in commit
+order (then in time order for several runs of one commit). Two questions are asked:
+
+- Where did it step? Change points over the per-run medians, each placed between the last
+  measured commit of the old segment and the first one of the new segment.
+- Did it change from start to end? The latest run at the first measured commit against the
+  latest run at the last one, on their process values, with Benjamini-Hochberg across all
+  series of the range. The consistency criterion counts the trailing runs that are worse
+  than the start by more than the threshold.
+
+Fewer than two measured commits in the range is INSUFFICIENT_DATA, never "unchanged".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from perfd.analysis.changepoint import detect_change_points
+from perfd.analysis.compare import Comparison, Status, compare_independent
+from perfd.analysis.fdr import apply_fdr
+from perfd.config import SuiteConfig
+from perfd.errors import RepositoryError
+from perfd.model import KNOWN_METRICS, Direction
+from perfd.report.analyze import (
+    ERROR,
+    MIN_POINTS_FOR_CHANGE_POINTS,
+    AnalyzeReport,
+    ChangePointFinding,
+    OpenAlert,
+    RangeCommit,
+    SeriesAnalysis,
+)
+from perfd.report.compare import CommitInfo
+from perfd.runner.git import Repository
+from perfd.store import ACTIVE_STATES, ResultStore, SeriesKey, SeriesPoint
+
+_CommitLookup = Callable[[str], CommitInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeOptions:
+    threshold_pct: float | None = None  # None: each benchmark's own threshold_pct
+    alpha: float = 0.05
+    fdr_q: float = 0.05
+    seed: int = 0  # bootstrap of the start-vs-end CI
+
+
+def split_range(text: str) -> tuple[str, str]:
+    """``base..head`` -> (base, head). Raises RepositoryError for anything else."""
+    if "..." in text:
+        raise RepositoryError(
+            f"range {text!r}: A...B (symmetric difference) is not supported; use BASE..HEAD, "
+            "an older commit and a newer one on the same history"
+        )
+    parts = text.split("..")
+    if len(parts) != 2 or not all(parts):
+        raise RepositoryError(
+            f"range {text!r} is not BASE..HEAD: give two commits joined by '..', "
+            "e.g. --range v1.2..main"
+        )
+    return parts[0], parts[1]
+
+
+def resolve_range(repo: Repository, text: str) -> tuple[str, str]:
+    """Full shas of a BASE..HEAD range whose base is a proper ancestor of its head.
+
+    Raises RepositoryError for a malformed range, an unknown commit, an empty range or a
+    base that is not an ancestor of the head (a reversed range, or two branches)."""
+    base_rev, head_rev = split_range(text)
+    base, head = repo.resolve(base_rev), repo.resolve(head_rev)
+    if base == head:
+        raise RepositoryError(
+            f"range {text!r} is empty: {base_rev} and {head_rev} are the same commit "
+            f"({base[:12]})"
+        )
+    if not repo.is_ancestor(base, head):
+        hint = (" (the range is reversed: try "
+                f"--range {head_rev}..{base_rev})" if repo.is_ancestor(head, base) else
+                " (they are on different branches: use their merge base as BASE)")
+        raise RepositoryError(
+            f"range {text!r}: {base_rev} ({base[:12]}) is not an ancestor of {head_rev} "
+            f"({head[:12]}){hint}"
+        )
+    return base, head
+
+
+def _metric_info(suite: SuiteConfig, key: SeriesKey) -> tuple[str, Direction, float]:
+    """(unit, direction, threshold) of a series: from the suite, else from KNOWN_METRICS."""
+    if key.benchmark in suite.benchmark_names():
+        settings = suite.settings_for(key.benchmark)
+        metric = settings.metric(key.metric)
+        if metric is not None:
+            return metric.unit, metric.direction, settings.threshold_pct
+    unit, direction = KNOWN_METRICS.get(key.metric, ("", Direction.LOWER))
+    return unit, direction, suite.defaults.threshold_pct
+
+
+def _configured(suite: SuiteConfig, key: SeriesKey) -> bool:
+    if key.benchmark not in suite.benchmark_names():
+        return False
+    return suite.settings_for(key.benchmark).metric(key.metric) is not None
+
+
+def _order(suite: SuiteConfig, s: SeriesAnalysis) -> tuple[int, int, int, str, str, str]:
+    """Regressions first, then the suite's file order of benchmarks and metrics."""
+    names = suite.benchmark_names()
+    bench = names.index(s.benchmark) if s.benchmark in names else len(names)
+    metrics = [m.name for m in suite.settings_for(s.benchmark).metrics] if bench < len(names) else []
+    metric = metrics.index(s.metric) if s.metric in metrics else len(metrics)
+    worse = s.alert_worthy or bool(s.worse_steps)
+    return (0 if worse else 1, bench, metric, s.benchmark, s.metric, s.config_hash)
+
+
+def _worse_pct(before: float, after: float, direction: Direction) -> float:
+    change = (after / before - 1.0) * 100.0 if before else 0.0
+    return change if direction is Direction.LOWER else -change
+
+
+def _streak(points: Sequence[SeriesPoint], start: SeriesPoint, direction: Direction,
+            threshold_pct: float) -> int:
+    """Trailing runs of the range that are each worse than the start by more than the threshold."""
+    count = 0
+    for point in reversed(points):
+        if point.commit_sha == start.commit_sha:
+            break
+        if _worse_pct(start.median, point.median, direction) <= threshold_pct:
+            break
+        count += 1
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A series analysed up to its start-vs-end comparison, which waits for FDR."""
+
+    analysis: SeriesAnalysis
+    comparison: Comparison | None
+
+
+def analyze_range(suite: SuiteConfig, range_text: str, store: ResultStore, *, machine_id: str,
+                  data_dir: Path, repository: str | None = None,
+                  opts: AnalyzeOptions | None = None) -> AnalyzeReport:
+    """Analyse every series of ``suite`` on ``machine_id`` over BASE..HEAD from stored runs.
+
+    Raises RepositoryError for a bad range or commit, StorageError."""
+    opts = opts or AnalyzeOptions()
+    repo = Repository.open(repository or suite.repository_location(), data_dir / "mirrors")
+    base, head = resolve_range(repo, range_text)
+    commits = [(base, repo.subject(base)), *repo.commits_between(base, head)]
+    position = {sha: i for i, (sha, _subject) in enumerate(commits)}
+    subjects = dict(commits)
+    rng = np.random.default_rng(opts.seed)
+
+    def info(sha: str) -> CommitInfo:
+        return CommitInfo(sha, subjects.get(sha, ""))
+
+    pending: list[_Pending] = []
+    runs_at: dict[str, set[int]] = {sha: set() for sha in position}
+    for key in store.series_keys(suite=suite.name, machine_id=machine_id):
+        points = [p for p in store.series_points(key, exclude_tiers=("compare",))
+                  if p.commit_sha in position]
+        points.sort(key=lambda p: (position[p.commit_sha], p.started_at, p.run_id))
+        if not points and not _configured(suite, key):
+            continue  # a benchmark or metric the suite no longer has, not measured in the range
+        for p in points:
+            runs_at[p.commit_sha].add(p.run_id)
+        unit, direction, threshold = _metric_info(suite, key)
+        threshold = opts.threshold_pct or threshold
+        pending.append(_analyze_series(store, key, points, unit, direction, threshold, info,
+                                       position, opts, rng))
+
+    adjusted = iter(apply_fdr([p.comparison for p in pending if p.comparison is not None],
+                              q=opts.fdr_q))
+    series = []
+    for item in pending:
+        if item.comparison is None:
+            series.append(item.analysis)
+            continue
+        c = next(adjusted)
+        series.append(replace(item.analysis, comparison=c, status=c.status.value,
+                              reason=c.reason))
+
+    series.sort(key=lambda s: _order(suite, s))
+    alerts = tuple(
+        OpenAlert(id=a.id, benchmark=a.series.benchmark, metric=a.series.metric,
+                  change_pct=a.change_pct, confidence=a.confidence,
+                  first_bad=info(a.first_bad_commit), state=a.state,
+                  in_range=a.first_bad_commit in position and a.first_bad_commit != base)
+        for a in store.list_alerts(state=ACTIVE_STATES, suite=suite.name, machine_id=machine_id)
+    )
+    return AnalyzeReport(
+        suite=suite.name, machine_id=machine_id, base=info(base), head=info(head),
+        threshold_pct=opts.threshold_pct, default_threshold_pct=suite.defaults.threshold_pct,
+        alpha=opts.alpha, fdr_q=opts.fdr_q,
+        commits=tuple(RangeCommit(sha, subject, len(runs_at[sha]), is_base=sha == base)
+                      for sha, subject in commits),
+        series=tuple(series), alerts=alerts,
+    )
+
+
+def _analyze_series(store: ResultStore, key: SeriesKey, points: list[SeriesPoint], unit: str,
+                    direction: Direction, threshold: float, info: _CommitLookup,
+                    position: dict[str, int], opts: AnalyzeOptions,
+                    rng: np.random.Generator) -> _Pending:
+    """Change points and the start-vs-end comparison (before FDR) of one series."""
+    measured = sorted({p.commit_sha for p in points}, key=position.__getitem__)
+    base = SeriesAnalysis(
+        benchmark=key.benchmark, metric=key.metric, unit=unit, direction=direction,
+        config_hash=key.config_hash, threshold_pct=threshold, n_runs=len(points),
+        n_commits=len(measured), status=Status.INSUFFICIENT_DATA.value, reason="",
+    )
+    steps = _change_points(points, key, unit, direction, threshold, info, position)
+    base = replace(base, change_points=steps,
+                   change_points_searched=len(points) >= MIN_POINTS_FOR_CHANGE_POINTS)
+    if len(measured) < 2:
+        found = f"{len(measured)} commit{'s' if len(measured) != 1 else ''}"
+        if measured:
+            only = points[-1]
+            base = replace(base, start=info(only.commit_sha), start_run_id=only.run_id,
+                           start_median=only.median)
+        return _Pending(replace(base, reason=f"runs at {found} of the range, need at least 2 "
+                                             "to compare its start and end"), None)
+
+    # the latest run at the first and at the last measured commit
+    start = [p for p in points if p.commit_sha == measured[0]][-1]
+    end = [p for p in points if p.commit_sha == measured[-1]][-1]
+    env_changed = start.environment_hash != end.environment_hash
+    base = replace(base, start=info(start.commit_sha), end=info(end.commit_sha),
+                   start_run_id=start.run_id, end_run_id=end.run_id, start_median=start.median,
+                   end_median=end.median, env_changed=env_changed)
+    before = store.process_values(start.run_id, key.benchmark, key.metric)
+    after = store.process_values(end.run_id, key.benchmark, key.metric)
+    if not before or not after:
+        missing = start.run_id if not before else end.run_id
+        return _Pending(replace(base, reason=f"run {missing} stored no process values of "
+                                             f"{key.metric}"), None)
+    try:
+        comparison = compare_independent(
+            before, after, direction=direction, threshold_pct=threshold, alpha=opts.alpha,
+            consecutive_worse_runs=_streak(points, start, direction, threshold),
+            env_changed=env_changed, rng=rng,
+        )
+    except ValueError as exc:  # e.g. zero counts, which a ratio cannot use
+        return _Pending(replace(base, status=ERROR, reason=str(exc)), None)
+    return _Pending(replace(base, status=comparison.status.value, reason=comparison.reason),
+                    comparison)
+
+
+def _change_points(points: Sequence[SeriesPoint], key: SeriesKey, unit: str,
+                   direction: Direction, threshold: float, info: _CommitLookup,
+                   position: dict[str, int]) -> tuple[ChangePointFinding, ...]:
+    """Steps in the per-run medians, each placed between the commits of its two runs."""
+    if len(points) < MIN_POINTS_FOR_CHANGE_POINTS:
+        return ()
+    found = detect_change_points([p.median for p in points],
+                                 min_shift_pct=max(1.0, threshold / 5.0))
+    out = []
+    for cp in found:
+        before, after = points[cp.index - 1], points[cp.index]
+        worse = _worse_pct(cp.before_median, cp.after_median, direction)
+        out.append(ChangePointFinding(
+            benchmark=key.benchmark, metric=key.metric, unit=unit,
+            before=info(before.commit_sha), after=info(after.commit_sha),
+            suspects=position[after.commit_sha] - position[before.commit_sha],
+            before_median=cp.before_median, after_median=cp.after_median,
+            shift_pct=cp.shift_pct, worse=worse > 0, beyond_threshold=abs(worse) >= threshold,
+            score=cp.score, env_changed=before.environment_hash != after.environment_hash,
+        ))
+    return tuple(out)
