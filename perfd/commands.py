@@ -12,7 +12,6 @@ from pathlib import Path
 from perfd.atomic import write_text_atomically
 from perfd.config import DaemonConfig, check_paths, find_suite, json_schema, load_daemon
 from perfd.errors import EXIT_NEGATIVE, EXIT_OK, ConfigError, UsageError
-from perfd.model import Summary
 from perfd.report.text import environment_line, fmt_value, statistics_table, table
 from perfd.runner.harness_src import harness_cflags, harness_dir
 from perfd.store import Alert, ResultStore
@@ -56,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "run_id": outcome.run_id, "commit": outcome.commit_sha,
-            "statistics": [_summary_json(s) for s in outcome.result.statistics],
+            "statistics": [s.to_dict() for s in outcome.result.statistics],
             "unavailable": outcome.unavailable,
         }, indent=2))
         return EXIT_OK
@@ -210,13 +209,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_NEGATIVE if report.verdict == "REGRESSED" else EXIT_OK
 
 
-def _summary_json(s: Summary) -> dict[str, object]:
-    return {"benchmark": s.benchmark, "metric": s.metric, "unit": s.unit,
-            "direction": s.direction.value, "n_processes": s.n_processes,
-            "n_samples": s.n_samples, "median": s.median, "mean": s.mean, "cv": s.cv,
-            "min": s.min, "max": s.max, "p95": s.p95, "p99": s.p99, "sample_cv": s.sample_cv}
-
-
 def cmd_runs(args: argparse.Namespace) -> int:
     config = load_config(args)
     store = open_store(args, config)
@@ -242,7 +234,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "finished_at": info.finished_at.isoformat() if info.finished_at else None,
             "error": info.error, "config_hash": detail.config_hash,
             "build_hash": detail.build_hash, "environment": detail.environment,
-            "statistics": [_summary_json(s) for s in detail.statistics],
+            "statistics": [s.to_dict() for s in detail.statistics],
         }, indent=2, default=str))
         return EXIT_OK
     print(f"run {info.id}: suite {info.suite} at {info.commit_sha} on {info.machine_id}")

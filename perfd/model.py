@@ -198,9 +198,10 @@ class ProcessResult:
 class Summary:
     """Statistics of one benchmark x metric in one run.
 
-    ``median``, ``mean``, ``stddev``, ``cv``, ``min`` and ``max`` are over process-level values
-    (each process summarised by the median of its samples) - the unit of analysis.
-    ``p95`` and ``p99`` and ``sample_cv`` are over all iteration samples (tails live there).
+    ``median``, ``mean``, ``stddev``, ``cv``, ``mad``, ``min`` and ``max`` are over process-level
+    values (each process summarised by the median of its samples) - the unit of analysis.
+    ``sample_*``, ``p95`` and ``p99`` are over all iteration samples (distributions and tails).
+    MAD is the raw median absolute deviation (not scaled to a normal sigma).
     """
 
     benchmark: str
@@ -218,6 +219,13 @@ class Summary:
     p95: float
     p99: float
     sample_cv: float
+    mad: float = 0.0
+    sample_median: float = 0.0
+    sample_mean: float = 0.0
+    sample_mad: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "direction": self.direction.value}
 
     def __post_init__(self) -> None:
         if self.n_processes < 1:

@@ -19,6 +19,10 @@ def _cv(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / abs(mean)) if mean else 0.0
 
 
+def _mad(values: np.ndarray) -> float:
+    return float(np.median(np.abs(values - np.median(values))))
+
+
 def summarize(benchmark: str, metric: Metric, per_process: Sequence[Sequence[float]]) -> Summary:
     """Summary of per-process sample lists; each process is first reduced to its median.
 
@@ -44,6 +48,10 @@ def summarize(benchmark: str, metric: Metric, per_process: Sequence[Sequence[flo
         p95=float(np.percentile(all_samples, 95)),
         p99=float(np.percentile(all_samples, 99)),
         sample_cv=_cv(all_samples),
+        mad=_mad(process_medians),
+        sample_median=float(np.median(all_samples)),
+        sample_mean=float(all_samples.mean()),
+        sample_mad=_mad(all_samples),
     )
 
 

@@ -293,7 +293,7 @@ def write_benchmark_data(out_dir: Path, run_id: int, suite: SuiteConfig, sha: st
                          "repetitions": s.repetitions, "cpus": list(s.cpus)},
             "metrics": [{"name": m.name, "unit": m.unit, "direction": m.direction.value}
                         for m in s.metrics],
-            "statistics": {st.metric: _summary_dict(st)
+            "statistics": {st.metric: st.to_dict()
                            for st in result.statistics if st.benchmark == bench.name},
             "processes": [
                 {"repetition": p.repetition, "round": p.round_index, "cpu": p.cpu,
@@ -317,12 +317,3 @@ def write_benchmark_data(out_dir: Path, run_id: int, suite: SuiteConfig, sha: st
     path = out_dir / "benchmark_data.json"
     write_text_atomically(path, json.dumps(doc, indent=1) + "\n")
     return path
-
-
-def _summary_dict(s: Summary) -> dict[str, Any]:
-    return {
-        "unit": s.unit, "direction": s.direction.value, "n_processes": s.n_processes,
-        "n_samples": s.n_samples, "median": s.median, "mean": s.mean, "stddev": s.stddev,
-        "cv": s.cv, "min": s.min, "max": s.max, "p95": s.p95, "p99": s.p99,
-        "sample_cv": s.sample_cv,
-    }

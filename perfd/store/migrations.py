@@ -168,6 +168,7 @@ def _v1(conn: Connection) -> None:
             Column(name, Double, nullable=False)
             for name in (
                 "median", "mean", "stddev", "cv", "min", "max", "p95", "p99", "sample_cv",
+                "mad", "sample_median", "sample_mean", "sample_mad",
             )
         ),
         UniqueConstraint("run_id", "benchmark", "metric"),

@@ -325,6 +325,10 @@ def _summary(row: RowMapping) -> Summary:
         p95=row["p95"],
         p99=row["p99"],
         sample_cv=row["sample_cv"],
+        mad=row["mad"],
+        sample_median=row["sample_median"],
+        sample_mean=row["sample_mean"],
+        sample_mad=row["sample_mad"],
     )
 
 

@@ -196,6 +196,10 @@ statistics = Table(
     Column("p95", Double, nullable=False),
     Column("p99", Double, nullable=False),
     Column("sample_cv", Double, nullable=False),
+    Column("mad", Double, nullable=False),
+    Column("sample_median", Double, nullable=False),
+    Column("sample_mean", Double, nullable=False),
+    Column("sample_mad", Double, nullable=False),
     UniqueConstraint("run_id", "benchmark", "metric"),
     # Reading one series' history (store.series_points) without scanning every run.
     Index(None, "benchmark", "metric", "config_hash"),

@@ -418,7 +418,8 @@ def test_recover_interrupted_fails_dead_runs_of_this_host(store_url: str) -> Non
                 run_id=dead, benchmark="x", metric="time", unit="ns",
                 direction=Direction.LOWER.value, config_hash="c", n_processes=1,
                 n_samples=1, median=1.0, mean=1.0, stddev=0.0, cv=0.0, min=1.0, max=1.0,
-                p95=1.0, p99=1.0, sample_cv=0.0,
+                p95=1.0, p99=1.0, sample_cv=0.0, mad=0.0, sample_median=1.0, sample_mean=1.0,
+                sample_mad=0.0,
             )
         )
     asked: list[int] = []

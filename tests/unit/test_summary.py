@@ -42,3 +42,13 @@ def test_unmeasured_metric_gives_no_summary():
     metrics = [TIME, Metric("cycles", "count", Direction.LOWER)]
     out = summarize_processes("b", metrics, [proc(0, [1.0, 2.0]), proc(1, [1.5, 2.5])])
     assert [s.metric for s in out] == ["time"]
+
+
+def test_mad_and_sample_level_centre():
+    s = summarize("b", TIME, [[9, 10, 100], [12, 12, 12], [11, 1, 50]])
+    # process medians 10, 12, 11: MAD = median(|[-1, 1, 0]|) = 1
+    assert s.mad == 1.0
+    all_samples = [9, 10, 100, 12, 12, 12, 11, 1, 50]
+    assert s.sample_median == 12.0
+    assert s.sample_mean == pytest.approx(sum(all_samples) / 9)
+    assert s.sample_mad == 2.0  # |x - 12| -> 3,2,88,0,0,0,1,11,38 -> median 2
