@@ -81,7 +81,9 @@ static inline __attribute__((always_inline)) uint64_t chase_follow(const chase_n
 __attribute__((noinline)) uint64_t minilib_chase_walk(minilib_chase *chase, size_t steps)
 {
     static double credit;
-    int passes = MINILIB_KNOB_PASSES(credit, MINILIB_SLOW_MEMORY_PCT);
+    /* volatile data, not a constant: builds with any knob value run the same code */
+    static volatile double knob_pct __attribute__((section(".data"))) = MINILIB_SLOW_MEMORY_PCT;
+    int passes = MINILIB_KNOB_PASSES(credit, knob_pct);
     uint64_t sum = 0;
     /* A further pass continues along the cycle, so it touches new, uncached
      * lines just like the real walk (re-walking the same lines would hit the

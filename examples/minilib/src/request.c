@@ -246,7 +246,9 @@ INLINE int parse_into(const char *text, size_t len, minilib_request *req)
 __attribute__((noinline)) int minilib_parse_request(const char *text, size_t len, minilib_request *req)
 {
     static double credit;
-    int passes = MINILIB_KNOB_PASSES(credit, MINILIB_SLOW_PARSE_PCT);
+    /* volatile data, not a constant: builds with any knob value run the same code */
+    static volatile double knob_pct __attribute__((section(".data"))) = MINILIB_SLOW_PARSE_PCT;
+    int passes = MINILIB_KNOB_PASSES(credit, knob_pct);
     int rc = MINILIB_OK;
     for (int pass = 0; pass < passes; pass++) {
         rc = parse_into(text, len, req);
@@ -348,7 +350,9 @@ INLINE int validate_once(const minilib_request *req)
 __attribute__((noinline)) int minilib_validate_request(const minilib_request *req)
 {
     static double credit;
-    int passes = MINILIB_KNOB_PASSES(credit, MINILIB_SLOW_VALIDATE_PCT);
+    /* volatile data, not a constant: builds with any knob value run the same code */
+    static volatile double knob_pct __attribute__((section(".data"))) = MINILIB_SLOW_VALIDATE_PCT;
+    int passes = MINILIB_KNOB_PASSES(credit, knob_pct);
     int rc = MINILIB_OK;
     for (int pass = 0; pass < passes; pass++) {
         rc = validate_once(req);
@@ -534,7 +538,9 @@ __attribute__((noinline)) size_t minilib_serialize_response(const minilib_reques
                                                             char *buf, size_t cap)
 {
     static double credit;
-    int passes = MINILIB_KNOB_PASSES(credit, MINILIB_SLOW_SERIALIZE_PCT);
+    /* volatile data, not a constant: builds with any knob value run the same code */
+    static volatile double knob_pct __attribute__((section(".data"))) = MINILIB_SLOW_SERIALIZE_PCT;
+    int passes = MINILIB_KNOB_PASSES(credit, knob_pct);
     size_t n = 0;
     for (int pass = 0; pass < passes; pass++) {
         n = serialize_once(req, status, buf, cap);
