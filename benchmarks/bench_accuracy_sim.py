@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from perfd.analysis.compare import Comparison, Status, compare_independent, compare_paired  # noqa: E402
 from perfd.analysis.fdr import apply_fdr  # noqa: E402
 from perfd.model import Direction  # noqa: E402
+from perfd.runner import fingerprint  # noqa: E402
 
 CVS_PCT = (0.5, 1.0, 3.0, 5.0)
 SHIFTS_PCT = (0.0, 1.0, 2.0, 5.0, 10.0)
@@ -43,13 +44,7 @@ MEDIAN_NS = 1000.0
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return fingerprint.cpu_model() or platform.processor() or "unknown CPU"
 
 
 def session(

@@ -33,18 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from perfd.analysis.changepoint import detect_change_points  # noqa: E402
+from perfd.runner import fingerprint  # noqa: E402
 
 LEVEL = 1000.0
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return fingerprint.cpu_model() or platform.processor() or "unknown CPU"
 
 
 def white(rng: np.random.Generator, n: int, cv: float) -> np.ndarray:

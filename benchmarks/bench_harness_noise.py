@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from perfd.runner.fingerprint import cpu_model  # noqa: E402
 from perfd.runner.parse import parse_harness_json  # noqa: E402
 
 
@@ -62,9 +63,7 @@ def main() -> None:
             overheads.append(parsed.context.timer_overhead_ns)
             resolutions.append(parsed.context.timer_resolution_ns)
     cv = statistics.stdev(medians) / statistics.mean(medians)
-    cpu = next((line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_model() or platform.processor()
     print(f"machine: {cpu}, {os.cpu_count()} cores, kernel {platform.release()}")
     print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     print(f"command: .venv/bin/python benchmarks/bench_harness_noise.py --processes "

@@ -36,17 +36,12 @@ from perfd.model import (
     RunStart,
     Summary,
 )
+from perfd.runner import fingerprint  # noqa: E402
 from perfd.store import ResultStore, mask_url
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return fingerprint.cpu_model() or platform.processor() or "unknown CPU"
 
 
 def synthetic_result(n_benchmarks: int, n_processes: int, n_samples: int, seed: int) -> RunResult:

@@ -17,7 +17,7 @@ import numpy as np
 from perfd.analysis.compare import Comparison, Confidence, Status, compare_independent
 from perfd.analysis.fdr import apply_fdr, infrastructure_shift
 from perfd.config import SuiteConfig
-from perfd.model import KNOWN_METRICS, Direction
+from perfd.flows.history import metric_info, trailing_worse_runs
 from perfd.store import AlertDraft, ResultStore, SeriesKey, SeriesPoint
 
 CONFIDENCE_ORDER = {Confidence.LOW: 1, Confidence.MEDIUM: 2, Confidence.HIGH: 3}
@@ -52,35 +52,6 @@ class _Candidate:
     comparison: Comparison
 
 
-def _metric_info(suite: SuiteConfig | None, key: SeriesKey) -> tuple[Direction, float]:
-    if suite is not None and key.benchmark in suite.benchmark_names():
-        settings = suite.settings_for(key.benchmark)
-        metric = settings.metric(key.metric)
-        if metric is not None:
-            return metric.direction, settings.threshold_pct
-    known = KNOWN_METRICS.get(key.metric)
-    default_threshold = suite.defaults.threshold_pct if suite is not None else 5.0
-    return (known[1] if known else Direction.LOWER), default_threshold
-
-
-def _worse_pct(baseline: float, value: float, direction: Direction) -> float:
-    change = (value / baseline - 1.0) * 100.0
-    return change if direction is Direction.LOWER else -change
-
-
-def _streak(points: Sequence[SeriesPoint], baseline: SeriesPoint, direction: Direction,
-            threshold_pct: float) -> int:
-    """Trailing runs after the baseline that are each worse than it by more than the threshold."""
-    count = 0
-    for point in reversed(points):
-        if point.run_id == baseline.run_id:
-            break
-        if _worse_pct(baseline.median, point.median, direction) <= threshold_pct:
-            break
-        count += 1
-    return count
-
-
 def evaluate(store: ResultStore, suites: Mapping[str, SuiteConfig], machine_id: str,
              policy: AlertPolicy, *, suite_filter: str | None = None) -> list[Decision]:
     """Evaluate every series of this machine (optionally of one suite); returns what happened."""
@@ -102,9 +73,11 @@ def evaluate(store: ResultStore, suites: Mapping[str, SuiteConfig], machine_id: 
         if active is not None:
             baseline = next((p for p in points if p.run_id == active.baseline_run_id), baseline)
         suite = suites.get(key.suite)
-        direction, threshold = _metric_info(suite, key)
+        _, direction, threshold = metric_info(suite, key)
         threshold = policy.threshold_pct or threshold
-        streak = _streak(points, baseline, direction, threshold)
+        baseline_id = baseline.run_id
+        streak = trailing_worse_runs(points, lambda p: p.run_id == baseline_id,  # noqa: B023
+                                     baseline.median, direction, threshold)
         comparison = compare_independent(
             store.process_values(baseline.run_id, key.benchmark, key.metric),
             store.process_values(latest.run_id, key.benchmark, key.metric),

@@ -27,7 +27,8 @@ from perfd.analysis.compare import Comparison, Status, compare_independent
 from perfd.analysis.fdr import apply_fdr
 from perfd.config import SuiteConfig
 from perfd.errors import RepositoryError
-from perfd.model import KNOWN_METRICS, Direction
+from perfd.flows.history import metric_info, trailing_worse_runs, worse_pct
+from perfd.model import Direction
 from perfd.report.analyze import (
     ERROR,
     MIN_POINTS_FOR_CHANGE_POINTS,
@@ -91,17 +92,6 @@ def resolve_range(repo: Repository, text: str) -> tuple[str, str]:
     return base, head
 
 
-def _metric_info(suite: SuiteConfig, key: SeriesKey) -> tuple[str, Direction, float]:
-    """(unit, direction, threshold) of a series: from the suite, else from KNOWN_METRICS."""
-    if key.benchmark in suite.benchmark_names():
-        settings = suite.settings_for(key.benchmark)
-        metric = settings.metric(key.metric)
-        if metric is not None:
-            return metric.unit, metric.direction, settings.threshold_pct
-    unit, direction = KNOWN_METRICS.get(key.metric, ("", Direction.LOWER))
-    return unit, direction, suite.defaults.threshold_pct
-
-
 def _configured(suite: SuiteConfig, key: SeriesKey) -> bool:
     if key.benchmark not in suite.benchmark_names():
         return False
@@ -116,24 +106,6 @@ def _order(suite: SuiteConfig, s: SeriesAnalysis) -> tuple[int, int, int, str, s
     metric = metrics.index(s.metric) if s.metric in metrics else len(metrics)
     worse = s.alert_worthy or bool(s.worse_steps)
     return (0 if worse else 1, bench, metric, s.benchmark, s.metric, s.config_hash)
-
-
-def _worse_pct(before: float, after: float, direction: Direction) -> float:
-    change = (after / before - 1.0) * 100.0 if before else 0.0
-    return change if direction is Direction.LOWER else -change
-
-
-def _streak(points: Sequence[SeriesPoint], start: SeriesPoint, direction: Direction,
-            threshold_pct: float) -> int:
-    """Trailing runs of the range that are each worse than the start by more than the threshold."""
-    count = 0
-    for point in reversed(points):
-        if point.commit_sha == start.commit_sha:
-            break
-        if _worse_pct(start.median, point.median, direction) <= threshold_pct:
-            break
-        count += 1
-    return count
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +143,7 @@ def analyze_range(suite: SuiteConfig, range_text: str, store: ResultStore, *, ma
             continue  # a benchmark or metric the suite no longer has, not measured in the range
         for p in points:
             runs_at[p.commit_sha].add(p.run_id)
-        unit, direction, threshold = _metric_info(suite, key)
+        unit, direction, threshold = metric_info(suite, key)
         threshold = opts.threshold_pct or threshold
         pending.append(_analyze_series(store, key, points, unit, direction, threshold, info,
                                        position, opts, rng))
@@ -244,7 +216,9 @@ def _analyze_series(store: ResultStore, key: SeriesKey, points: list[SeriesPoint
     try:
         comparison = compare_independent(
             before, after, direction=direction, threshold_pct=threshold, alpha=opts.alpha,
-            consecutive_worse_runs=_streak(points, start, direction, threshold),
+            consecutive_worse_runs=trailing_worse_runs(
+                points, lambda p: p.commit_sha == start.commit_sha, start.median, direction,
+                threshold),
             env_changed=env_changed, rng=rng,
         )
     except ValueError as exc:  # e.g. zero counts, which a ratio cannot use
@@ -264,7 +238,7 @@ def _change_points(points: Sequence[SeriesPoint], key: SeriesKey, unit: str,
     out = []
     for cp in found:
         before, after = points[cp.index - 1], points[cp.index]
-        worse = _worse_pct(cp.before_median, cp.after_median, direction)
+        worse = worse_pct(cp.before_median, cp.after_median, direction)
         out.append(ChangePointFinding(
             benchmark=key.benchmark, metric=key.metric, unit=unit,
             before=info(before.commit_sha), after=info(after.commit_sha),

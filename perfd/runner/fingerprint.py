@@ -34,6 +34,15 @@ def compiler_version(cc: str = "cc") -> str | None:
     return first[0] if out.returncode == 0 and first else None
 
 
+def cpu_model(proc_root: Path = Path("/proc")) -> str | None:
+    """The CPU's model name from cpuinfo, None when it does not say."""
+    for line in (_read(proc_root / "cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "cpu model"):
+            return value.strip()
+    return None
+
+
 class HostProbe:
     def __init__(
         self,
@@ -67,12 +76,7 @@ class HostProbe:
         )
 
     def _cpu_model(self) -> str | None:
-        text = _read(self.proc_root / "cpuinfo") or ""
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "cpu model"):
-                return value.strip()
-        return None
+        return cpu_model(self.proc_root)
 
     def _cpu_count(self) -> int:
         online = _read(self.sys_root / "devices/system/cpu/online")
