@@ -119,3 +119,31 @@ class Repository:
         except RepositoryError:
             return False
         return True
+
+    def files_mentioning(self, rev: str, word: str, patterns: tuple[str, ...]) -> list[str]:
+        """Paths at rev (matching the pathspec patterns) that contain word as a whole word."""
+        try:
+            out = _git(self.path, "grep", "-l", "-w", "-F", "-e", word, rev, "--", *patterns)
+        except RepositoryError:
+            return []  # git grep exits 1 when nothing matches
+        return [line.split(":", 1)[1] for line in out.splitlines() if ":" in line]
+
+    def show_file(self, rev: str, path: str) -> str:
+        return _git(self.path, "show", f"{rev}:{path}")
+
+    def _log(self, base: str, head: str, *args: str) -> list[tuple[str, str]]:
+        out = _git(self.path, "log", "--no-patch", "--format=%H %s", *args, f"{base}..{head}")
+        return [(line[:40], line[41:]) for line in out.splitlines() if len(line) >= 40]
+
+    def commits_touching_function(self, base: str, head: str, function: str,
+                                  path: str) -> list[tuple[str, str]]:
+        """Commits in base..head that changed the body of function in path (git log -L)."""
+        try:
+            return self._log(base, head, "-L", f":{function}:{path}")
+        except RepositoryError:
+            return []  # git found no such function in that file at head
+
+    def commits_changing_lines_matching(self, base: str, head: str,
+                                        regex: str) -> list[tuple[str, str]]:
+        """Commits in base..head whose diff adds or removes a line matching regex (git log -G)."""
+        return self._log(base, head, "-G", regex)
