@@ -3,7 +3,7 @@
 # Idempotent: installs only what is missing.
 set -euo pipefail
 need=()
-for pair in git:git gcc:gcc make:make cmake:cmake perf:linux-perf valgrind:valgrind; do
+for pair in git:git gcc:gcc make:make cmake:cmake perf:linux-perf valgrind:valgrind node:nodejs; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
