@@ -1,6 +1,7 @@
 /*
  * perfd_harness.c - registration, command line, calibration, timing,
- * hardware counters and JSON / table output for perfd benchmark binaries.
+ * hardware counters, a sampling profiler (--profile) and JSON / table output
+ * for perfd benchmark binaries.
  *
  * Provides main(); link it with the benchmark sources. C11 + GNU attributes,
  * libc and Linux syscalls only.
@@ -9,7 +10,9 @@
 
 #include "perfd_harness.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/perf_event.h>
@@ -17,13 +20,19 @@
 #include <math.h> /* macros only (isfinite, NAN): the harness must link without -lm */
 #include <regex.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/time.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #ifndef PERFD_MAX_BENCHMARKS
@@ -34,6 +43,8 @@
 #define MAX_SAMPLES 1000000ULL
 #define MAX_WARMUP 1000000ULL
 #define MAX_MIN_TIME_S 3600.0
+#define PROFILE_DEFAULT_HZ 999
+#define PROFILE_MAX_HZ 10000
 /* Calibration stops growing the batch here even if it is still too short
  * (e.g. a loop body the compiler removed). */
 #define MAX_BATCH_ITERATIONS 10000000000ULL
@@ -88,6 +99,9 @@ typedef struct {
     uint64_t samples;
     double min_time_s;
     long cpu;                 /* -1: not pinned */
+    const char *profile;      /* --profile FILE, or NULL */
+    uint64_t profile_hz;
+    bool profile_hz_given;
 } options;
 
 static void print_usage(FILE *out)
@@ -106,13 +120,17 @@ static void print_usage(FILE *out)
             "  --min-time S      minimum seconds per sample (default 0.01)\n"
             "  --cpu N           pin the process to CPU N before running\n"
             "  --counters        collect hardware counters (perf_event_open)\n"
+            "  --profile FILE    sample the stacks of the timed samples (SIGPROF, frame\n"
+            "                    pointers) and write folded stacks to FILE; needs a\n"
+            "                    --filter that selects exactly one benchmark\n"
+            "  --profile-hz N    sampling rate of --profile in CPU-time Hz (default %d)\n"
             "  --json            print machine-readable JSON instead of a table\n"
             "  --help            print this help\n"
             "  --version         print the harness and format versions\n"
             "\n"
             "exit status: number of failed benchmarks (at most 99);\n"
             "             %d for a usage error or when nothing could be run.\n",
-            PERFD_HARNESS_VERSION, PERFD_FORMAT_VERSION, PERFD_EXIT_USAGE);
+            PERFD_HARNESS_VERSION, PERFD_FORMAT_VERSION, PROFILE_DEFAULT_HZ, PERFD_EXIT_USAGE);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -157,7 +175,8 @@ static bool parse_seconds(const char *text, double *out)
  * when --help / --version was handled (exit 0). */
 static int parse_options(int argc, char **argv, options *opt)
 {
-    *opt = (options){.warmup = 1, .samples = 10, .min_time_s = 0.01, .cpu = -1};
+    *opt = (options){.warmup = 1, .samples = 10, .min_time_s = 0.01, .cpu = -1,
+                     .profile_hz = PROFILE_DEFAULT_HZ};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value = NULL;
@@ -201,7 +220,8 @@ static int parse_options(int argc, char **argv, options *opt)
 
         bool known = strcmp(name, "--filter") == 0 || strcmp(name, "--warmup") == 0 ||
                      strcmp(name, "--samples") == 0 || strcmp(name, "--min-time") == 0 ||
-                     strcmp(name, "--cpu") == 0;
+                     strcmp(name, "--cpu") == 0 || strcmp(name, "--profile") == 0 ||
+                     strcmp(name, "--profile-hz") == 0;
         if (!known)
             return usage_error("unknown option '%s'", arg);
         if (value == NULL) {
@@ -224,6 +244,15 @@ static int parse_options(int argc, char **argv, options *opt)
             if (!parse_seconds(value, &opt->min_time_s))
                 return usage_error("--min-time: expected seconds between 0 and %g, got '%s'",
                                    MAX_MIN_TIME_S, value);
+        } else if (strcmp(name, "--profile") == 0) {
+            if (value[0] == '\0')
+                return usage_error("--profile: expected a file name, got ''");
+            opt->profile = value;
+        } else if (strcmp(name, "--profile-hz") == 0) {
+            if (!parse_u64(value, PROFILE_MAX_HZ, &opt->profile_hz) || opt->profile_hz == 0)
+                return usage_error("--profile-hz: expected an integer 1..%d, got '%s'",
+                                   PROFILE_MAX_HZ, value);
+            opt->profile_hz_given = true;
         } else {
             uint64_t cpu = 0;
             if (!parse_u64(value, CPU_SETSIZE - 1, &cpu))
@@ -232,6 +261,8 @@ static int parse_options(int argc, char **argv, options *opt)
             opt->cpu = (long)cpu;
         }
     }
+    if (opt->profile_hz_given && opt->profile == NULL)
+        return usage_error("--profile-hz needs --profile FILE");
     return 0;
 }
 
@@ -543,6 +574,794 @@ static double counter_read(counter *c)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Sampling profiler (--profile)                                            */
+/*
+ * While the timed samples run, ITIMER_PROF delivers SIGPROF every 1/hz s of
+ * process CPU time. The handler reads the interrupted PC, frame pointer and
+ * stack pointer from the signal context and walks the frame-pointer chain
+ * (each frame record is {saved frame pointer, return address} on x86-64 and
+ * aarch64) into a preallocated buffer: no malloc, no stdio, no locks. Only
+ * samples that land inside a timed batch (between the first
+ * perfd_keep_running() call and the one that returns false) are kept.
+ *
+ * Between batches, outside the timed window, the main thread drains the
+ * buffer: addresses become function ids (the executable's own ELF .symtab,
+ * read from /proc/self/exe, relocated by the load bias found in
+ * /proc/self/maps; other mappings are named "[basename]"), and identical
+ * stacks are counted once. At the end the stacks are written as folded
+ * lines "root;...;leaf count", cut at main() so the root is main.
+ */
+
+#if (defined(__x86_64__) || defined(__aarch64__)) && UINTPTR_MAX == UINT64_MAX
+#define PROFILE_SUPPORTED 1
+#else
+#define PROFILE_SUPPORTED 0
+#endif
+
+#define PROFILE_MAX_DEPTH 128
+/* Words of raw sample buffer: a record is {depth, two candidate return
+ * addresses from the top of the stack, pc, return addresses...}.
+ * The buffer is drained after every batch, so it only has to hold one batch
+ * (~60000 samples of depth 15); samples beyond it are counted as dropped. */
+#define PROFILE_BUFFER_WORDS ((size_t)1 << 20)
+#define PROFILE_UNKNOWN UINT32_MAX
+
+typedef struct {
+    uintptr_t start, end;      /* link-time addresses [start, end), then runtime */
+    uint32_t name;             /* offset into strtab */
+    bool plt;                  /* a .plt section, named "[plt]" */
+} profile_symbol;
+
+typedef struct {
+    uintptr_t start, end;      /* runtime addresses [start, end) */
+    bool is_exe;               /* maps the executable itself */
+    bool readable;
+    char *name;                /* "[basename]" for other mappings */
+} profile_mapping;
+
+typedef struct {
+    uint64_t hash;
+    size_t frames;             /* offset into the frame arena, root first */
+    uint32_t depth;
+    uint64_t count;
+} profile_stack;
+
+static struct {
+    bool enabled;
+    const char *path;
+    FILE *out;
+    uint64_t hz;
+    char warning[256];         /* printed once before the run, if set */
+    profile_symbol *symbols;
+    size_t symbol_count;
+    char *strtab;
+    size_t strtab_size;
+    uintptr_t bias;            /* runtime address - link-time address */
+    profile_mapping *maps;
+    size_t map_count;
+    uint32_t main_id;          /* symbol id of main(), PROFILE_UNKNOWN if none */
+    uintptr_t stack_hi;        /* end of the main thread's stack mapping */
+    uintptr_t *buffer;
+    profile_stack *table;      /* open addressing, capacity a power of two */
+    size_t table_cap, table_used;
+    uint32_t *arena;
+    size_t arena_len, arena_cap;
+    uint64_t samples;          /* samples aggregated */
+    bool out_of_memory;
+} prof;
+
+/* Shared with the signal handler, which runs on the main thread: plain
+ * volatile accesses plus signal fences are enough. */
+static volatile sig_atomic_t profile_window;   /* 1 inside a timed batch */
+static volatile size_t profile_used;           /* words of prof.buffer in use */
+static volatile uint64_t profile_dropped;      /* samples lost: buffer full */
+
+static void profile_registers(const void *uc_void, uintptr_t *pc, uintptr_t *fp, uintptr_t *sp)
+{
+#if PROFILE_SUPPORTED && defined(__x86_64__)
+    const ucontext_t *uc = uc_void;
+    *pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    *fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+    *sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif PROFILE_SUPPORTED && defined(__aarch64__)
+    const ucontext_t *uc = uc_void;
+    *pc = (uintptr_t)uc->uc_mcontext.pc;
+    *fp = (uintptr_t)uc->uc_mcontext.regs[29];
+    *sp = (uintptr_t)uc->uc_mcontext.sp;
+#else
+    (void)uc_void;
+    *pc = *fp = *sp = 0;
+#endif
+}
+
+/* SIGPROF handler. Async-signal-safe: touches only the preallocated buffer
+ * and reads stack memory between the interrupted stack pointer and the top
+ * of the stack, which is always mapped. A frame without a frame pointer
+ * (libc, hand-written assembly) ends the walk at the first record that is
+ * not strictly above the previous one, misaligned or outside the stack. Not
+ * instrumented by ASan: the walk may read slots ASan considers redzones. */
+__attribute__((no_sanitize_address)) static void profile_on_signal(int sig, siginfo_t *info,
+                                                                   void *uc)
+{
+    (void)sig;
+    (void)info;
+    if (!profile_window)
+        return;
+    size_t used = profile_used;
+    if (used + 3 + PROFILE_MAX_DEPTH > PROFILE_BUFFER_WORDS) {
+        profile_dropped++;
+        return;
+    }
+    uintptr_t pc, fp, sp;
+    profile_registers(uc, &pc, &fp, &sp);
+    uintptr_t *record = prof.buffer + used;
+    size_t depth = 0;
+    const uintptr_t word = sizeof(uintptr_t);
+    uintptr_t lo = sp, hi = prof.stack_hi;
+    /* The top of the stack holds the return address when the leaf function
+     * has no frame of its own, or the one above it when the leaf has just
+     * pushed the frame pointer without setting it yet (the pushed value is
+     * then the current frame pointer). See profile_leaf_caller. */
+    bool top_ok = (sp & (word - 1)) == 0 && hi >= 2 * word && sp <= hi - 2 * word;
+    const volatile uintptr_t *top = (const volatile uintptr_t *)sp;
+    record[1] = top_ok ? top[0] : 0;
+    record[2] = top_ok && top[0] == fp ? top[1] : 0;
+    record += 2;
+    record[1 + depth++] = pc;
+    while (depth < PROFILE_MAX_DEPTH) {
+        if (fp < lo || hi < 2 * word || fp > hi - 2 * word || (fp & (word - 1)) != 0)
+            break;
+        const volatile uintptr_t *frame = (const volatile uintptr_t *)fp;
+        uintptr_t next = frame[0], ret = frame[1];
+        if (ret < 2)
+            break;
+        /* A return address points after the call; -1 lands inside the call
+         * instruction, so a call that ends a function maps to that function. */
+        record[1 + depth++] = ret - 1;
+        lo = fp + 2 * word;    /* the caller's record lies strictly above */
+        fp = next;
+    }
+    prof.buffer[used] = depth;
+    profile_used = used + 3 + depth;
+}
+
+static void profile_arm(bool on)
+{
+    struct itimerval t;
+    memset(&t, 0, sizeof t);
+    if (on) {
+        long usec = (long)(1000000 / prof.hz);
+        t.it_interval.tv_sec = usec / 1000000;
+        t.it_interval.tv_usec = usec % 1000000;
+        t.it_value = t.it_interval;
+    }
+    setitimer(ITIMER_PROF, &t, NULL);
+}
+
+/* Marks the start / end of a timed batch for the signal handler. */
+static inline void profile_window_set(bool inside)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    profile_window = inside ? 1 : 0;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static bool read_at(int fd, void *buf, size_t n, uint64_t offset)
+{
+    unsigned char *p = buf;
+    while (n > 0) {
+        ssize_t got = pread(fd, p, n, (off_t)offset);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return false;
+        p += got;
+        n -= (size_t)got;
+        offset += (uint64_t)got;
+    }
+    return true;
+}
+
+static bool is_plt_section(const char *name)
+{
+    return strcmp(name, ".plt") == 0 || strncmp(name, ".plt.", 5) == 0 || strcmp(name, ".iplt") == 0;
+}
+
+/* Reads the executable's function symbols (and PLT sections) into prof, and
+ * its program headers into *phdrs (the caller frees them) for the load bias.
+ * Returns false with a message for a file that is not a readable ELF64; a
+ * file without .symtab (stripped) is fine: its frames are named "[unknown]"
+ * and a warning says why. */
+static bool profile_load_symbols(int fd, uint64_t file_size, Elf64_Phdr **phdrs,
+                                 size_t *phdr_count, char *err, size_t errcap)
+{
+    Elf64_Ehdr eh;
+    if (!read_at(fd, &eh, sizeof eh, 0) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64) {
+        snprintf(err, errcap, "/proc/self/exe is not an ELF64 file");
+        return false;
+    }
+    if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phoff > file_size ||
+        (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > file_size - eh.e_phoff) {
+        snprintf(err, errcap, "/proc/self/exe: invalid program headers");
+        return false;
+    }
+    *phdrs = malloc((size_t)eh.e_phnum * sizeof **phdrs);
+    if (*phdrs == NULL || !read_at(fd, *phdrs, (size_t)eh.e_phnum * sizeof **phdrs, eh.e_phoff)) {
+        snprintf(err, errcap, "/proc/self/exe: cannot read the program headers");
+        return false;
+    }
+    *phdr_count = eh.e_phnum;
+
+    size_t shnum = eh.e_shnum;
+    if (eh.e_shoff == 0 || eh.e_shentsize != sizeof(Elf64_Shdr))
+        shnum = 0;
+    Elf64_Shdr first;
+    if (shnum == 0 && eh.e_shoff != 0 && eh.e_shentsize == sizeof(Elf64_Shdr) &&
+        read_at(fd, &first, sizeof first, eh.e_shoff))
+        shnum = (size_t)first.sh_size;  /* extended numbering: the count is in section 0 */
+    Elf64_Shdr *sh = NULL;
+    if (shnum > 0 && eh.e_shoff <= file_size &&
+        (uint64_t)shnum * sizeof *sh <= file_size - eh.e_shoff) {
+        sh = malloc(shnum * sizeof *sh);
+        if (sh != NULL && !read_at(fd, sh, shnum * sizeof *sh, eh.e_shoff)) {
+            free(sh);
+            sh = NULL;
+        }
+    }
+    const Elf64_Shdr *symtab = NULL;
+    for (size_t i = 0; sh != NULL && i < shnum; i++)
+        if (sh[i].sh_type == SHT_SYMTAB && sh[i].sh_link < shnum)
+            symtab = &sh[i];
+    /* PLT stubs have no symbols; their sections (.plt, .plt.sec, .plt.got,
+     * .iplt) are named "[plt]". */
+    size_t shstrndx = eh.e_shstrndx == SHN_XINDEX && sh != NULL ? sh[0].sh_link : eh.e_shstrndx;
+    char *shstr = NULL;
+    size_t shstr_size = 0;
+    if (sh != NULL && shstrndx < shnum && sh[shstrndx].sh_offset <= file_size &&
+        sh[shstrndx].sh_size <= file_size - sh[shstrndx].sh_offset && sh[shstrndx].sh_size > 0 &&
+        sh[shstrndx].sh_size < ((uint64_t)1 << 24)) {
+        shstr_size = (size_t)sh[shstrndx].sh_size;
+        shstr = malloc(shstr_size);
+        if (shstr != NULL && !read_at(fd, shstr, shstr_size, sh[shstrndx].sh_offset)) {
+            free(shstr);
+            shstr = NULL;
+        }
+        if (shstr != NULL)
+            shstr[shstr_size - 1] = '\0';
+    }
+    size_t plt_sections = 0;
+    for (size_t i = 0; shstr != NULL && i < shnum; i++)
+        plt_sections += sh[i].sh_name < shstr_size && sh[i].sh_addr != 0 && sh[i].sh_size != 0 &&
+                        is_plt_section(shstr + sh[i].sh_name);
+    bool ok = symtab != NULL && symtab->sh_entsize == sizeof(Elf64_Sym);
+    const Elf64_Shdr *strsec = ok ? &sh[symtab->sh_link] : NULL;
+    ok = ok && symtab->sh_offset <= file_size && symtab->sh_size <= file_size - symtab->sh_offset &&
+         strsec->sh_offset <= file_size && strsec->sh_size <= file_size - strsec->sh_offset &&
+         strsec->sh_size > 0;
+    Elf64_Sym *syms = NULL;
+    size_t nsyms = ok ? (size_t)(symtab->sh_size / sizeof *syms) : 0;
+    if (ok) {
+        syms = malloc(nsyms ? nsyms * sizeof *syms : 1);
+        prof.strtab = malloc((size_t)strsec->sh_size + sizeof "[plt]");
+        ok = syms != NULL && prof.strtab != NULL &&
+             read_at(fd, syms, nsyms * sizeof *syms, symtab->sh_offset) &&
+             read_at(fd, prof.strtab, (size_t)strsec->sh_size, strsec->sh_offset);
+    }
+    if (ok) {
+        prof.strtab_size = (size_t)strsec->sh_size;
+        prof.strtab[prof.strtab_size - 1] = '\0';
+        memcpy(prof.strtab + prof.strtab_size, "[plt]", sizeof "[plt]");
+        prof.symbols = malloc((nsyms + plt_sections + 1) * sizeof *prof.symbols);
+        ok = prof.symbols != NULL;
+    }
+    for (size_t i = 0; ok && i < nsyms; i++) {
+        unsigned type = ELF64_ST_TYPE(syms[i].st_info);
+        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || syms[i].st_shndx == SHN_UNDEF ||
+            syms[i].st_value == 0 || syms[i].st_size == 0 || syms[i].st_name >= prof.strtab_size ||
+            prof.strtab[syms[i].st_name] == '\0')
+            continue;
+        prof.symbols[prof.symbol_count++] = (profile_symbol){
+            (uintptr_t)syms[i].st_value, (uintptr_t)(syms[i].st_value + syms[i].st_size),
+            syms[i].st_name, false};
+    }
+    for (size_t i = 0; ok && shstr != NULL && i < shnum; i++) {
+        if (sh[i].sh_name < shstr_size && sh[i].sh_addr != 0 && sh[i].sh_size != 0 &&
+            is_plt_section(shstr + sh[i].sh_name))
+            prof.symbols[prof.symbol_count++] = (profile_symbol){
+                (uintptr_t)sh[i].sh_addr, (uintptr_t)(sh[i].sh_addr + sh[i].sh_size),
+                (uint32_t)prof.strtab_size, true};
+    }
+    if (!ok) {
+        free(prof.strtab);
+        prof.strtab = NULL;
+        prof.strtab_size = 0;
+        prof.symbol_count = 0;
+        snprintf(prof.warning, sizeof prof.warning,
+                 "--profile: the binary has no usable .symtab (stripped?); its functions "
+                 "show as [unknown]");
+    }
+    free(syms);
+    free(shstr);
+    free(sh);
+    return true;
+}
+
+static int compare_symbol(const void *a, const void *b)
+{
+    const profile_symbol *x = a, *y = b;
+    if (x->start != y->start)
+        return (x->start > y->start) - (x->start < y->start);
+    return (x->end < y->end) - (x->end > y->end);   /* the larger symbol first */
+}
+
+/* "[basename]" of a mapping's path; ';' and newlines would break folded
+ * lines, so they become '_'. */
+static char *profile_mapping_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    if (base[0] == '[')
+        return strdup(base);                     /* [vdso], [vsyscall] */
+    size_t n = strlen(base);
+    char *name = malloc(n + 3);
+    if (name == NULL)
+        return NULL;
+    name[0] = '[';
+    for (size_t i = 0; i < n; i++)
+        name[i + 1] = (base[i] == ';' || base[i] == '\n' || base[i] == '\r') ? '_' : base[i];
+    name[n + 1] = ']';
+    name[n + 2] = '\0';
+    return name;
+}
+
+/* Reads /proc/self/maps: executable mappings (to name addresses), the load
+ * bias of the executable and the top of the stack holding stack_probe. */
+static bool profile_load_maps(const struct stat *exe, const Elf64_Phdr *phdrs, size_t phdr_count,
+                              uintptr_t stack_probe, char *err, size_t errcap)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (f == NULL) {
+        snprintf(err, errcap, "cannot read /proc/self/maps: %s", strerror(errno));
+        return false;
+    }
+    size_t cap = 64;
+    prof.maps = malloc(cap * sizeof *prof.maps);
+    bool ok = prof.maps != NULL, have_bias = false;
+    char line[PATH_MAX + 256];
+    while (ok && fgets(line, sizeof line, f) != NULL) {
+        unsigned long start, end, offset, inode;
+        unsigned dev_major, dev_minor;
+        char perms[8];
+        int consumed = 0;
+        if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu %n", &start, &end, perms, &offset, &dev_major,
+                   &dev_minor, &inode, &consumed) < 7)
+            continue;
+        char *path = line + consumed;
+        path[strcspn(path, "\n")] = '\0';
+        if (stack_probe >= start && stack_probe < end)
+            prof.stack_hi = (uintptr_t)end;
+        bool is_exe = inode == (unsigned long)exe->st_ino && inode != 0 &&
+                      dev_major == major(exe->st_dev) && dev_minor == minor(exe->st_dev);
+        if (is_exe && !have_bias) {
+            /* The segment whose page-aligned file offset is this mapping's
+             * offset was linked at page_down(p_vaddr). */
+            for (size_t i = 0; i < phdr_count; i++) {
+                uint64_t align = phdrs[i].p_align > 1 ? phdrs[i].p_align : 4096;
+                if (align > 4096)
+                    align = 4096;   /* mappings are page-granular, whatever the alignment */
+                if (phdrs[i].p_type == PT_LOAD && (phdrs[i].p_offset & ~(align - 1)) == offset) {
+                    prof.bias = (uintptr_t)start - (uintptr_t)(phdrs[i].p_vaddr & ~(align - 1));
+                    have_bias = true;
+                    break;
+                }
+            }
+        }
+        if (strchr(perms, 'x') == NULL)
+            continue;
+        if (prof.map_count == cap) {
+            profile_mapping *grown = realloc(prof.maps, 2 * cap * sizeof *grown);
+            if (grown == NULL) {
+                ok = false;
+                break;
+            }
+            prof.maps = grown;
+            cap *= 2;
+        }
+        profile_mapping *m = &prof.maps[prof.map_count];
+        *m = (profile_mapping){(uintptr_t)start, (uintptr_t)end, is_exe, perms[0] == 'r', NULL};
+        if (!is_exe) {
+            m->name = path[0] != '\0' ? profile_mapping_name(path) : strdup("[unknown]");
+            ok = m->name != NULL;
+        }
+        prof.map_count += ok;
+    }
+    fclose(f);
+    if (!ok) {
+        snprintf(err, errcap, "out of memory reading /proc/self/maps");
+        return false;
+    }
+    if (!have_bias) {
+        snprintf(err, errcap, "cannot find the executable's load address in /proc/self/maps");
+        return false;
+    }
+    if (prof.stack_hi == 0) {
+        snprintf(err, errcap, "cannot find the stack in /proc/self/maps");
+        return false;
+    }
+    return true;
+}
+
+static void profile_free(void)
+{
+    if (prof.out != NULL)
+        fclose(prof.out);
+    for (size_t i = 0; i < prof.map_count; i++)
+        free(prof.maps[i].name);
+    free(prof.maps);
+    free(prof.symbols);
+    free(prof.strtab);
+    free(prof.buffer);
+    free(prof.table);
+    free(prof.arena);
+    memset(&prof, 0, sizeof prof);
+}
+
+/* Everything the profiler needs, before any benchmark runs: opens FILE,
+ * reads symbols and maps, allocates the buffer, installs the handler (the
+ * timer is armed only around the timed samples). Returns 0 or
+ * PERFD_EXIT_USAGE after printing the error. */
+static int profile_setup(const options *opt)
+{
+    /* A plain if, not #if: the profiler's functions stay referenced (and
+     * compiled with -Werror) on every architecture. */
+    if (!PROFILE_SUPPORTED)
+        return usage_error("--profile: not supported on this architecture (x86-64 and aarch64 only)");
+    char err[PATH_MAX + 128] = "";
+    prof.path = opt->profile;
+    prof.hz = opt->profile_hz;
+    prof.main_id = PROFILE_UNKNOWN;
+    prof.out = fopen(opt->profile, "w");
+    if (prof.out == NULL) {
+        int e = errno;
+        return usage_error("--profile: cannot write '%s': %s (errno %d)", opt->profile,
+                           strerror(e), e);
+    }
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    Elf64_Phdr *phdrs = NULL;
+    size_t phdr_count = 0;
+    bool ok = fd >= 0 && fstat(fd, &st) == 0;
+    if (!ok)
+        snprintf(err, sizeof err, "cannot read /proc/self/exe: %s", strerror(errno));
+    ok = ok && profile_load_symbols(fd, (uint64_t)st.st_size, &phdrs, &phdr_count, err, sizeof err);
+    if (fd >= 0)
+        close(fd);
+    int stack_probe = 0;
+    ok = ok && profile_load_maps(&st, phdrs, phdr_count, (uintptr_t)&stack_probe, err, sizeof err);
+    free(phdrs);
+    if (ok) {
+        qsort(prof.symbols, prof.symbol_count, sizeof *prof.symbols, compare_symbol);
+        for (size_t i = 0; i < prof.symbol_count; i++) {
+            if (strcmp(prof.strtab + prof.symbols[i].name, "main") == 0) {
+                prof.main_id = (uint32_t)i;
+                break;
+            }
+        }
+        for (size_t i = 0; i < prof.symbol_count; i++) {
+            prof.symbols[i].start += prof.bias;
+            prof.symbols[i].end += prof.bias;
+        }
+        /* Touch every page now, so the handler never page-faults on it. */
+        prof.buffer = malloc(PROFILE_BUFFER_WORDS * sizeof *prof.buffer);
+        prof.table_cap = 1024;
+        prof.table = calloc(prof.table_cap, sizeof *prof.table);
+        prof.arena_cap = 16384;
+        prof.arena = malloc(prof.arena_cap * sizeof *prof.arena);
+        ok = prof.buffer != NULL && prof.table != NULL && prof.arena != NULL;
+        if (ok)
+            memset(prof.buffer, 0, PROFILE_BUFFER_WORDS * sizeof *prof.buffer);
+        else
+            snprintf(err, sizeof err, "out of memory");
+    }
+    if (ok) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = profile_on_signal;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGPROF, &sa, NULL) != 0) {
+            ok = false;
+            snprintf(err, sizeof err, "sigaction(SIGPROF): %s", strerror(errno));
+        }
+    }
+    if (!ok) {
+        profile_free();
+        return usage_error("--profile: %s", err);
+    }
+    if (prof.warning[0] != '\0')
+        fprintf(stderr, PROG ": warning: %s\n", prof.warning);
+    prof.enabled = true;
+    return 0;
+}
+
+static const profile_mapping *profile_mapping_of(uintptr_t addr)
+{
+    for (size_t m = 0; m < prof.map_count; m++)
+        if (addr >= prof.maps[m].start && addr < prof.maps[m].end)
+            return &prof.maps[m];
+    return NULL;
+}
+
+/* Function id of a runtime address: a symbol index, symbol_count + mapping
+ * index for other mappings, or PROFILE_UNKNOWN. */
+static uint32_t profile_symbolize(uintptr_t addr)
+{
+    const profile_mapping *map = profile_mapping_of(addr);
+    if (map == NULL)
+        return PROFILE_UNKNOWN;
+    if (!map->is_exe)
+        return (uint32_t)(prof.symbol_count + (size_t)(map - prof.maps));
+    /* Last symbol starting at or before addr; nested symbols are rare in C. */
+    size_t lo = 0, hi = prof.symbol_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (prof.symbols[mid].start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i-- > 0 && lo - i <= 4;)
+        if (addr < prof.symbols[i].end)
+            return (uint32_t)i;
+    return PROFILE_UNKNOWN;
+}
+
+/* GCC omits the frame of a leaf function that needs no stack, even with
+ * -fno-omit-frame-pointer, libc is built without frame pointers, and a
+ * sample can land in a prologue before the frame pointer is set: the
+ * frame-pointer chain then starts at the leaf's caller's caller, losing the
+ * caller. The return address into that caller is then at the top of the
+ * stack (`top`, recorded by the handler). It is accepted only when the bytes
+ * before it are a call to exactly this leaf (x86-64 `call rel32` to the
+ * leaf's first instruction), or, for a leaf outside the executable, a call
+ * through the PLT (`call rel32` to an address without a symbol) or the GOT
+ * (`call *rel32(%rip)`). Returns that address, or 0. */
+__attribute__((no_sanitize_address)) static uintptr_t profile_leaf_caller(uintptr_t pc,
+                                                                         uintptr_t top,
+                                                                         uintptr_t first_return)
+{
+#if PROFILE_SUPPORTED && defined(__x86_64__)
+    const profile_mapping *caller = profile_mapping_of(top);
+    if (caller == NULL || !caller->is_exe || !caller->readable || top - caller->start < 6 ||
+        top - 1 == first_return)
+        return 0;
+    const profile_mapping *leaf = profile_mapping_of(pc);
+    bool leaf_in_exe = leaf != NULL && leaf->is_exe;
+    const volatile unsigned char *code = (const volatile unsigned char *)(top - 6);
+    if (code[1] == 0xe8) {
+        uint32_t rel = (uint32_t)code[2] | (uint32_t)code[3] << 8 | (uint32_t)code[4] << 16 |
+                       (uint32_t)code[5] << 24;
+        uintptr_t target = top + (uintptr_t)(intptr_t)(int32_t)rel;
+        uint32_t target_id = profile_symbolize(target);
+        bool to_plt = target_id < prof.symbol_count && prof.symbols[target_id].plt;
+        if (leaf_in_exe) {
+            uint32_t id = profile_symbolize(pc);
+            if (id >= prof.symbol_count)
+                return 0;
+            if (prof.symbols[id].plt)   /* inside the 16-byte PLT entry that was called */
+                return id == target_id && pc >= target && pc - target < 16 ? top : 0;
+            /* A direct call to the leaf, or through the PLT (an ifunc such as
+             * memcpy in a static binary). */
+            return prof.symbols[id].start == target || to_plt ? top : 0;
+        }
+        const profile_mapping *t = profile_mapping_of(target);
+        return t != NULL && t->is_exe && (to_plt || target_id == PROFILE_UNKNOWN) ? top : 0;
+    }
+    if (code[0] == 0xff && code[1] == 0x15 && !leaf_in_exe)
+        return top;
+    return 0;
+#else
+    (void)pc;
+    (void)top;
+    (void)first_return;
+    return 0;
+#endif
+}
+
+static const char *profile_name(uint32_t id)
+{
+    if (id == PROFILE_UNKNOWN)
+        return "[unknown]";
+    if (id < prof.symbol_count)
+        return prof.strtab + prof.symbols[id].name;
+    return prof.maps[id - prof.symbol_count].name;
+}
+
+static uint64_t profile_hash(const uint32_t *ids, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= ids[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static bool profile_table_grow(void)
+{
+    size_t cap = prof.table_cap * 2;
+    profile_stack *t = calloc(cap, sizeof *t);
+    if (t == NULL)
+        return false;
+    for (size_t i = 0; i < prof.table_cap; i++) {
+        if (prof.table[i].count == 0)
+            continue;
+        size_t j = (size_t)prof.table[i].hash & (cap - 1);
+        while (t[j].count != 0)
+            j = (j + 1) & (cap - 1);
+        t[j] = prof.table[i];
+    }
+    free(prof.table);
+    prof.table = t;
+    prof.table_cap = cap;
+    return true;
+}
+
+/* Counts one stack (ids root first). */
+static void profile_count(const uint32_t *ids, uint32_t depth)
+{
+    uint64_t h = profile_hash(ids, depth);
+    size_t mask = prof.table_cap - 1;
+    for (size_t j = (size_t)h & mask;; j = (j + 1) & mask) {
+        profile_stack *e = &prof.table[j];
+        if (e->count == 0)
+            break;
+        if (e->hash == h && e->depth == depth &&
+            memcmp(prof.arena + e->frames, ids, depth * sizeof *ids) == 0) {
+            e->count++;
+            prof.samples++;
+            return;
+        }
+    }
+    if ((prof.table_used + 1) * 2 > prof.table_cap && !profile_table_grow()) {
+        prof.out_of_memory = true;
+        return;
+    }
+    if (prof.arena_len + depth > prof.arena_cap) {
+        size_t cap = prof.arena_cap * 2 + depth;
+        uint32_t *a = realloc(prof.arena, cap * sizeof *a);
+        if (a == NULL) {
+            prof.out_of_memory = true;
+            return;
+        }
+        prof.arena = a;
+        prof.arena_cap = cap;
+    }
+    memcpy(prof.arena + prof.arena_len, ids, depth * sizeof *ids);
+    mask = prof.table_cap - 1;
+    size_t j = (size_t)h & mask;
+    while (prof.table[j].count != 0)
+        j = (j + 1) & mask;
+    prof.table[j] = (profile_stack){h, prof.arena_len, depth, 1};
+    prof.arena_len += depth;
+    prof.table_used++;
+    prof.samples++;
+}
+
+/* Folds the raw samples of the last batch into the stack table. Called
+ * outside the timed window only (the handler then records nothing). */
+static void profile_drain(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    size_t used = profile_used;
+    uintptr_t frames[PROFILE_MAX_DEPTH + 1];   /* leaf first */
+    uint32_t ids[PROFILE_MAX_DEPTH + 1];       /* root first */
+    for (size_t at = 0; at < used;) {
+        size_t depth = (size_t)prof.buffer[at];
+        uintptr_t top0 = prof.buffer[at + 1], top1 = prof.buffer[at + 2];
+        const uintptr_t *raw = prof.buffer + at + 3;
+        at += 3 + depth;
+        if (depth == 0)
+            continue;
+        frames[0] = raw[0];
+        size_t n = 1;
+        uintptr_t first_return = depth > 1 ? raw[1] : 0;
+        uintptr_t caller = profile_leaf_caller(raw[0], top0, first_return);
+        if (caller == 0 && top1 != 0)
+            caller = profile_leaf_caller(raw[0], top1, first_return);
+        if (caller != 0)
+            frames[n++] = caller - 1;
+        memcpy(frames + n, raw + 1, (depth - 1) * sizeof *frames);
+        n += depth - 1;
+        /* Cut at the outermost main(): what calls main is libc start-up code
+         * without frame pointers, so frames above it are not trustworthy. */
+        size_t keep = n;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t id = profile_symbolize(frames[i]);
+            ids[n - 1 - i] = id;
+            if (id == prof.main_id && prof.main_id != PROFILE_UNKNOWN)
+                keep = i + 1;
+        }
+        profile_count(ids + (n - keep), (uint32_t)keep);
+    }
+    profile_used = 0;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+typedef struct {
+    char *text;
+    uint64_t count;
+} folded_line;
+
+static int compare_folded(const void *a, const void *b)
+{
+    return strcmp(((const folded_line *)a)->text, ((const folded_line *)b)->text);
+}
+
+/* Writes the folded stacks (sorted; stacks whose names coincide, e.g. two
+ * static functions with one name, are merged) and closes the file. Returns
+ * false after printing why. */
+static bool profile_write(void)
+{
+    folded_line *lines = calloc(prof.table_used ? prof.table_used : 1, sizeof *lines);
+    size_t n = 0;
+    bool ok = lines != NULL && !prof.out_of_memory;
+    for (size_t i = 0; ok && i < prof.table_cap; i++) {
+        const profile_stack *e = &prof.table[i];
+        if (e->count == 0)
+            continue;
+        size_t len = 1;
+        for (uint32_t d = 0; d < e->depth; d++)
+            len += strlen(profile_name(prof.arena[e->frames + d])) + 1;
+        char *text = malloc(len);
+        if (text == NULL) {
+            ok = false;
+            break;
+        }
+        char *p = text;
+        for (uint32_t d = 0; d < e->depth; d++) {
+            const char *name = profile_name(prof.arena[e->frames + d]);
+            size_t k = strlen(name);
+            if (d > 0)
+                *p++ = ';';
+            memcpy(p, name, k);
+            p += k;
+        }
+        *p = '\0';
+        lines[n++] = (folded_line){text, e->count};
+    }
+    if (ok) {
+        qsort(lines, n, sizeof *lines, compare_folded);
+        for (size_t i = 0; i < n;) {
+            uint64_t count = lines[i].count;
+            size_t j = i + 1;
+            while (j < n && strcmp(lines[j].text, lines[i].text) == 0)
+                count += lines[j++].count;
+            fprintf(prof.out, "%s %" PRIu64 "\n", lines[i].text, count);
+            i = j;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(lines[i].text);
+    free(lines);
+    if (!ok) {
+        fprintf(stderr, PROG ": error: --profile: out of memory while folding the stacks\n");
+        return false;
+    }
+    int failed = fflush(prof.out) != 0 || ferror(prof.out);
+    int e = errno;
+    failed |= fclose(prof.out) != 0;
+    prof.out = NULL;
+    if (failed) {
+        fprintf(stderr, PROG ": error: --profile: writing '%s' failed: %s\n", prof.path,
+                strerror(e));
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Running one batch                                                        */
 
 enum batch_phase { PHASE_NOT_STARTED, PHASE_RUNNING, PHASE_DONE };
@@ -552,6 +1371,7 @@ struct perfd_batch_ {
     uint64_t iterations;
     enum batch_phase phase;
     bool count;                 /* collect counters for this batch */
+    bool profile;               /* keep profiler samples of this batch */
     struct timespec start, stop;
     bool failed;
     char message[MESSAGE_CAP];
@@ -568,11 +1388,15 @@ bool perfd_keep_running_slow_(perfd_state *st)
         st->perfd_remaining_ = b->iterations - 1;   /* this call is iteration 1 */
         if (b->count)
             counters_start();
+        if (b->profile)
+            profile_window_set(true);
         clock_gettime(CLOCK_MONOTONIC, &b->start);
         return true;
     }
     if (b->phase == PHASE_RUNNING) {
         clock_gettime(CLOCK_MONOTONIC, &b->stop);
+        if (b->profile)
+            profile_window_set(false);
         if (b->count)
             counters_stop();
         b->phase = PHASE_DONE;
@@ -622,14 +1446,20 @@ static void fail_internal(perfd_state *st, const char *fmt, ...)
 
 /* Runs one batch of `iterations`; returns its duration in ns, or -1 if the
  * benchmark failed (message in the batch). */
-static int64_t run_batch(const bench_entry *e, perfd_state *st, uint64_t iterations, bool count)
+static int64_t run_batch(const bench_entry *e, perfd_state *st, uint64_t iterations, bool count,
+                         bool profile)
 {
     struct perfd_batch_ *b = st->perfd_batch_;
     b->iterations = iterations;
     b->phase = PHASE_NOT_STARTED;
     b->count = count;
+    b->profile = profile;
     st->perfd_remaining_ = 0;
     e->run(st);
+    if (profile) {
+        profile_window_set(false);   /* also when run returned early */
+        profile_drain();
+    }
     if (b->phase == PHASE_RUNNING && b->count)
         counters_stop();     /* run returned early (failure); leave nothing enabled */
     if (b->failed)
@@ -669,12 +1499,24 @@ static double sqrt_nonneg(double x)
 static uint64_t calibrate(const bench_entry *e, perfd_state *st, double min_ns)
 {
     uint64_t iterations = 1;
+    /* Fastest time per iteration seen so far: a batch the scheduler preempted looks long
+     * enough with too few iterations, and every sample after it would then be too short. */
+    double best_per_iter = 0.0;
     for (;;) {
-        int64_t ns = run_batch(e, st, iterations, false);
+        int64_t ns = run_batch(e, st, iterations, false, false);
         if (ns < 0)
             return 0;
-        if ((double)ns >= min_ns || iterations >= MAX_BATCH_ITERATIONS)
+        double per_iter = (double)ns / (double)iterations;
+        if (best_per_iter == 0.0 || (per_iter > 0.0 && per_iter < best_per_iter))
+            best_per_iter = per_iter;
+        if ((double)ns >= min_ns || iterations >= MAX_BATCH_ITERATIONS) {
+            double needed = best_per_iter > 0.0 ? 1.25 * min_ns / best_per_iter : 0.0;
+            if (needed > (double)MAX_BATCH_ITERATIONS)
+                needed = (double)MAX_BATCH_ITERATIONS;
+            if ((double)iterations < needed)
+                iterations = (uint64_t)needed;
             return iterations;
+        }
         double grow = 10.0;
         if ((double)ns * 10.0 > min_ns)
             grow = 1.25 * min_ns / (double)ns;   /* aim a little above the target */
@@ -726,10 +1568,12 @@ static void run_benchmark(const bench_entry *e, const options *opt,
             uint64_t iterations = calibrate(e, &st, min_ns);
             bool ok = iterations > 0;
             for (uint64_t w = 0; ok && w < opt->warmup; w++)
-                ok = run_batch(e, &st, iterations, false) >= 0;
+                ok = run_batch(e, &st, iterations, false, false) >= 0;
             bool count = counters_available() > 0;
+            if (ok && prof.enabled)
+                profile_arm(true);
             for (uint64_t s = 0; ok && s < opt->samples; s++) {
-                int64_t ns = run_batch(e, &st, iterations, count);
+                int64_t ns = run_batch(e, &st, iterations, count, prof.enabled);
                 ok = ns >= 0;
                 if (!ok)
                     break;
@@ -739,6 +1583,8 @@ static void run_benchmark(const bench_entry *e, const options *opt,
                         r->counter_values[i][s] = counter_read(&counters[i]) / (double)iterations;
                 r->samples = (size_t)s + 1;
             }
+            if (prof.enabled)
+                profile_arm(false);
             r->iterations = iterations;
         }
         if (e->teardown)
@@ -859,7 +1705,14 @@ static void json_begin(FILE *out, const run_context *c, const options *opt)
                  ", \"min_time_s\": ",
             opt->warmup, opt->samples);
     json_double(out, opt->min_time_s);
-    fprintf(out, "}\n  },\n  \"benchmarks\": [");
+    fputs("}", out);
+    if (opt->profile != NULL) {
+        fputs(",\n    \"profile\": {\"path\": ", out);
+        json_string(out, opt->profile);
+        fprintf(out, ", \"samples\": %" PRIu64 ", \"hz\": %" PRIu64 ", \"dropped\": %" PRIu64 "}",
+                prof.samples, opt->profile_hz, (uint64_t)profile_dropped);
+    }
+    fprintf(out, "\n  },\n  \"benchmarks\": [");
 }
 
 static void json_benchmark(FILE *out, const bench_entry *e, const bench_result *r, bool first)
@@ -917,6 +1770,12 @@ static void table_begin(FILE *out, const run_context *c, const options *opt)
             c->resolution_ns, c->overhead_ns, opt->warmup, opt->samples, opt->min_time_s);
     if (counters_substituted)
         fprintf(out, "# counters are software substitutes (PERFD_HARNESS_TEST_SOFTWARE_COUNTERS)\n");
+    if (opt->profile != NULL) {
+        fprintf(out, "# profile: %" PRIu64 " samples at %" PRIu64 " Hz (%" PRIu64 " dropped) in ",
+                prof.samples, opt->profile_hz, (uint64_t)profile_dropped);
+        print_plain(out, opt->profile);
+        fputc('\n', out);
+    }
     for (int i = 0; i < COUNTER_COUNT && counters_requested; i++)
         if (counters[i].fd < 0)
             fprintf(out, "# counter %s unavailable: %s\n", counters[i].name, counters[i].reason);
@@ -1076,6 +1935,16 @@ int main(int argc, char **argv)
     }
     if (opt.counters)
         counters_open();
+    if (opt.profile != NULL) {
+        if (count != 1)
+            return usage_error("--profile: --filter must select exactly one benchmark "
+                               "(%ld selected)", count);
+        rc = profile_setup(&opt);
+        if (rc != 0) {
+            counters_close();
+            return rc;
+        }
+    }
 
     run_context ctx;
     collect_context(&ctx, &opt);
@@ -1085,15 +1954,21 @@ int main(int argc, char **argv)
         if (selected[i] && len > name_width)
             name_width = len;
     }
-    if (opt.json)
-        json_begin(stdout, &ctx, &opt);
-    else
-        table_begin(stdout, &ctx, &opt);
-    fflush(stdout);
+    /* With --profile the header carries the profile's sample count, so it is
+     * printed after the (single) benchmark has run. */
+    bool header_done = false;
+    if (!prof.enabled) {
+        if (opt.json)
+            json_begin(stdout, &ctx, &opt);
+        else
+            table_begin(stdout, &ctx, &opt);
+        fflush(stdout);
+        header_done = true;
+    }
 
     static struct perfd_batch_ batch;
     int failed = 0;
-    bool first = true;
+    bool first = true, profile_ok = true;
     for (size_t i = 0; i < registry_count; i++) {
         if (!selected[i])
             continue;
@@ -1104,6 +1979,20 @@ int main(int argc, char **argv)
             fprintf(stderr, PROG ": benchmark '%s' failed: ", registry[i].name);
             print_plain(stderr, r.error);
             fputc('\n', stderr);
+        }
+        if (!header_done) {
+            profile_ok = profile_write();
+            if (profile_dropped > 0)
+                fprintf(stderr,
+                        PROG ": warning: --profile: %" PRIu64 " samples dropped (more than one "
+                             "batch's worth of stacks fits in the buffer; lower --profile-hz "
+                             "or --min-time)\n",
+                        (uint64_t)profile_dropped);
+            if (opt.json)
+                json_begin(stdout, &ctx, &opt);
+            else
+                table_begin(stdout, &ctx, &opt);
+            header_done = true;
         }
         if (opt.json)
             json_benchmark(stdout, &registry[i], &r, first);
@@ -1116,8 +2005,11 @@ int main(int argc, char **argv)
     if (opt.json)
         json_end(stdout);
     counters_close();
+    profile_free();
     rc = finish_output();
     if (rc != 0)
         return rc;
+    if (!profile_ok)
+        return PERFD_EXIT_USAGE;
     return failed > 99 ? 99 : failed;
 }

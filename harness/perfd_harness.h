@@ -31,11 +31,12 @@
 #include <stdint.h>
 
 /* Harness (library) version. */
-#define PERFD_HARNESS_VERSION "1.0.0"
+#define PERFD_HARNESS_VERSION "1.1.0"
 
 /* Version of the JSON output ("version" key). History:
- *   1.0 - first format */
-#define PERFD_FORMAT_VERSION "1.0"
+ *   1.0 - first format
+ *   1.1 - optional context.profile {path, samples, hz, dropped} with --profile */
+#define PERFD_FORMAT_VERSION "1.1"
 
 /* Exit status when the binary could not run as asked (usage error, bad
  * registration, unwritable output). Otherwise the exit status is the number

@@ -82,3 +82,9 @@ class StorageError(PerfdError):
     """The database cannot be read or written (locked, read-only, wrong schema version)."""
 
     exit_code = EXIT_STORAGE
+
+
+class EvidenceError(PerfdError):
+    """Evidence could not be collected (profiler missing or not permitted, empty profile)."""
+
+    exit_code = EXIT_RUN

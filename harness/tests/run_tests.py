@@ -11,11 +11,16 @@ the test. BAD_BINARY (from tests/test_bad_registration.c) must refuse to run. Ex
 import json
 import math
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import time
 
 EXIT_USAGE = 100
+FORMAT_VERSION = "1.1"
+NESTED_CHAIN = "run_nested;profile_nested_outer;profile_nested_inner"
+FOLDED_LINE = re.compile(r"^(\S(?:.*\S)?) ([1-9][0-9]*)$")
 COUNTER_NAMES = ("cycles", "instructions", "cache_misses", "branch_misses")
 ODD_NAME = 'odd/name "with quotes" and \\backslash'
 ALL_NAMES = [
@@ -26,6 +31,7 @@ ALL_NAMES = [
     "fail/early-return",
     ODD_NAME,
     "memory/touch",
+    "profile/nested",
 ]
 FAILING = {"fail/explicit", "fail/setup", "fail/early-return"}
 # The invalid byte \xff must come out as U+FFFD.
@@ -119,6 +125,12 @@ def test_usage_errors(c: Checker) -> None:
         ["--cpu", "100000"],
         ["--cpu", "1023"],      # valid number, but not a CPU this machine has
         ["--json=yes"],
+        ["--profile-hz", "100"],                              # without --profile
+        ["--profile", "unused.folded"],                       # selects more than one benchmark
+        ["--profile", "", "--filter", "^trivial"],
+        ["--profile", "p.folded", "--profile-hz", "0", "--filter", "^trivial"],
+        ["--profile", "p.folded", "--profile-hz", "100000", "--filter", "^trivial"],
+        ["--profile", "/nonexistent-dir/p.folded", "--filter", "^trivial"],
     ]
     for args in bad:
         proc = c.run(args)
@@ -132,7 +144,7 @@ def test_usage_errors(c: Checker) -> None:
 
 def check_document(c: Checker, doc: dict, samples: int, warmup: int, min_time_s: float) -> None:
     c.check(doc.get("format") == "perfd-harness", f"format is {doc.get('format')!r}")
-    c.check(doc.get("version") == "1.0", f"version is {doc.get('version')!r}")
+    c.check(doc.get("version") == FORMAT_VERSION, f"version is {doc.get('version')!r}")
     ctx = doc.get("context", {})
     for key in ("harness_version", "host", "pid", "date", "cpu_model", "governor", "pinned_cpu",
                 "timer", "counters", "settings"):
@@ -160,6 +172,7 @@ def test_json_run(c: Checker) -> None:
     c.check(ctx["pinned_cpu"] is None, f"pinned_cpu is {ctx['pinned_cpu']!r} without --cpu")
     c.check(ctx["counters"] == {"requested": False, "available": [], "unavailable": {}},
             f"counters without --counters: {ctx['counters']}")
+    c.check("profile" not in ctx, f"context.profile without --profile: {ctx.get('profile')}")
     benches = doc.get("benchmarks", [])
     c.check([b.get("name") for b in benches] == ALL_NAMES, f"benchmark names {[b.get('name') for b in benches]}")
     for b in benches:
@@ -277,6 +290,73 @@ def test_counters(c: Checker) -> None:
             c.check(all(finite_number(v) and v > 0 for v in cycles), f"{b['name']}: task-clock per op {cycles}")
 
 
+def read_folded(c: Checker, path: str) -> list[tuple[list[str], int]]:
+    """Parses a folded-stacks file, recording a failed check per malformed line."""
+    stacks = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        c.check(False, f"profile {path}: cannot read it: {exc}")
+        return stacks
+    for number, line in enumerate(text.splitlines(), 1):
+        m = FOLDED_LINE.match(line)
+        frames = m.group(1).split(";") if m else []
+        ok = m is not None and all(f != "" and f == f.strip() for f in frames)
+        c.check(ok, f"profile line {number} is not 'frame;...;frame count': {line!r}")
+        if ok:
+            stacks.append((frames, int(m.group(2))))
+    c.check(text == "" or text.endswith("\n"), "profile does not end with a newline")
+    return stacks
+
+
+def test_profile(c: Checker) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "nested.folded")
+        args = ["--filter", "^profile/nested$", "--samples", "5", "--min-time", "0.04",
+                "--warmup", "0", "--profile", path]
+        doc = c.json_run(args, expect_rc=0)
+        ctx = doc.get("context", {})
+        info = ctx.get("profile", {})
+        stacks = read_folded(c, path)
+        total = sum(count for _, count in stacks)
+        c.check(info.get("path") == path and info.get("hz") == 999 and info.get("dropped") == 0,
+                f"context.profile is {info}")
+        c.check(info.get("samples") == total, f"context.profile.samples {info.get('samples')} != {total} in the file")
+        c.check(total >= 10, f"only {total} profile samples in 0.2 s of CPU time")
+        bench = (doc.get("benchmarks") or [{}])[0]
+        c.check(len(bench.get("samples_ns", [])) == 5, "profiled run lost its samples")
+        rooted = sum(count for frames, count in stacks if frames[0] == "main")
+        chain = sum(count for frames, count in stacks if NESTED_CHAIN in ";".join(frames))
+        leaf = sum(count for frames, count in stacks if frames[-1] == "profile_nested_inner")
+        summary = "\n".join(f"  {';'.join(f)} {n}" for f, n in stacks)
+        # The same expectations hold under ASan+UBSan: the walk reads frame
+        # records, which ASan leaves in place (fake stacks are off by default).
+        if total:
+            c.check(rooted >= 0.9 * total, f"main is the root of only {rooted}/{total} samples:\n{summary}")
+            c.check(chain >= 0.5 * total, f"{NESTED_CHAIN} in only {chain}/{total} samples:\n{summary}")
+            c.check(leaf >= 0.5 * total, f"profile_nested_inner is the leaf of only {leaf}/{total}:\n{summary}")
+            print(f"  profile: {total} samples, main root of {rooted}, {NESTED_CHAIN} in {chain}")
+
+        # A lower rate, the table output, and a second run overwriting the file.
+        proc = c.run(["--filter", "^profile/nested$", "--samples", "2", "--min-time", "0.02",
+                      "--profile", path, "--profile-hz=100"])
+        c.check(proc.returncode == 0, f"--profile with the table: exit status {proc.returncode}\n{proc.stderr}")
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("# profile:")]
+        c.check(len(lines) == 1 and "at 100 Hz" in lines[0] and path in lines[0],
+                f"table lacks the profile line:\n{proc.stdout}")
+        again = read_folded(c, path)
+        c.check(f"{sum(n for _, n in again)} samples" in (lines or [""])[0],
+                f"table sample count differs from the file: {lines}")
+
+        # A failing benchmark still writes a well-formed (possibly empty) profile.
+        failing = os.path.join(tmp, "fail.folded")
+        proc = c.run(["--filter", "^fail/explicit$", "--min-time", "0.002", "--profile", failing])
+        c.check(proc.returncode == 1, f"--profile on a failing benchmark: exit status {proc.returncode}")
+        c.check(os.path.exists(failing), "no profile file for a failing benchmark")
+        read_folded(c, failing)
+
+
 def test_bad_registration(binary: str) -> list[str]:
     """A binary with a duplicated name must exit 100 naming both registrations."""
     proc = subprocess.run([binary, "--list"], capture_output=True, text=True, timeout=60)
@@ -309,7 +389,7 @@ def main(argv: list[str]) -> int:
     c = Checker(os.path.abspath(paths[0]), sanitized)
     started = time.monotonic()
     tests = [test_list_and_filter, test_usage_errors, test_json_run, test_lifecycle, test_exit_status,
-             test_table, test_min_time_zero, test_cpu_pinning, test_counters]
+             test_table, test_min_time_zero, test_cpu_pinning, test_counters, test_profile]
     for test in tests:
         before = len(c.failures)
         test(c)

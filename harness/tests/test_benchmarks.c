@@ -1,6 +1,7 @@
 /*
  * Benchmarks that exercise the harness itself; driven by run_tests.py.
  * Exactly three of them fail: fail/explicit, fail/setup, fail/early-return.
+ * profile/nested has a known call chain for the --profile tests.
  */
 #include "perfd_harness.h"
 
@@ -146,3 +147,37 @@ static void run_touch(perfd_state *st)
     }
 }
 PERFD_BENCHMARK("memory/touch", setup_buffer, run_touch, free);
+
+/* profile/nested: run_nested -> profile_nested_outer -> profile_nested_inner,
+ * none inlined, so the --profile stacks have a known shape. External linkage
+ * keeps GCC from renaming them (.constprop, .isra). */
+uint64_t profile_nested_inner(uint64_t x);
+uint64_t profile_nested_outer(uint64_t x);
+
+__attribute__((noinline)) uint64_t profile_nested_inner(uint64_t x)
+{
+    for (int i = 0; i < 512; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        perfd_do_not_optimize(x);
+    }
+    return x;
+}
+
+__attribute__((noinline)) uint64_t profile_nested_outer(uint64_t x)
+{
+    uint64_t y = profile_nested_inner(x);
+    perfd_do_not_optimize(y);
+    return y + 1;
+}
+
+static void run_nested(perfd_state *st)
+{
+    uint64_t x = 88172645463325252u;
+    while (perfd_keep_running(st)) {
+        x = profile_nested_outer(x);
+        perfd_do_not_optimize(x);
+    }
+}
+PERFD_BENCHMARK("profile/nested", NULL, run_nested, NULL);

@@ -89,10 +89,12 @@ def parse_harness_json(text: str) -> HarnessOutput:
         counters_raw = bench.get("counters") or {}
         if not isinstance(counters_raw, dict):
             raise HarnessError(f"harness output: {where}.counters: expected an object")
+        # A counter that did not run in some batch (null) is unavailable for this process:
+        # never fill the gap with a guess.
         counters = {
             key: _numbers(values, f"{where}.counters.{key}")
             for key, values in counters_raw.items()
-            if key in COUNTER_METRICS
+            if key in COUNTER_METRICS and isinstance(values, list) and None not in values
         }
         try:
             parsed.append(BenchmarkSamples(name, iterations, samples, counters))

@@ -61,6 +61,13 @@ def test_non_finite_and_non_positive_samples_are_refused():
         parse_harness_json(nan)
 
 
+def test_a_counter_with_missing_samples_is_unavailable_not_guessed():
+    gap = doc(benchmarks=[{"name": "x", "iterations_per_sample": 1, "samples_ns": [1.0, 2.0],
+                           "counters": {"instructions": [5.0, None], "cycles": [7.0, 8.0]}}])
+    (b,) = parse_harness_json(gap).benchmarks
+    assert dict(b.counters) == {"cycles": (7.0, 8.0)}
+
+
 def test_failed_benchmark_reports_its_error():
     failed = doc(benchmarks=[{"name": "x", "status": "error", "error": "boom",
                               "iterations_per_sample": 0, "samples_ns": []}])
