@@ -92,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--output", type=Path, metavar="FILE", help="also write the report here")
     c.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
     c.add_argument("--seed", type=int, default=0, help="seed for pair order and bootstrap (0)")
+    c.add_argument("--no-evidence", dest="evidence", action="store_false",
+                   help="do not profile regressions (default: profile each one and write its "
+                        "evidence bundle under <data_dir>/evidence or --evidence-dir)")
+    c.add_argument("--evidence-dir", type=Path, metavar="DIR")
+    c.add_argument("--profiler", choices=["auto", "perf", "harness"], default="auto",
+                   help="perf record, the harness's own sampler, or perf when permitted (auto)")
+
+    ev = sub.add_parser("evidence", help="profile an alert's baseline and current commits and "
+                                         "write its evidence bundle")
+    ev.add_argument("alert_id", type=int)
+    ev.add_argument("--output", type=Path, metavar="DIR",
+                    help="bundle directory (default: <data_dir>/evidence/alert-<id>)")
+    ev.add_argument("--profiler", choices=["auto", "perf", "harness"], default="auto")
+    ev.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
 
     an = sub.add_parser("analyze", help="change points and start-vs-end changes over a commit range",
                         description="Analyse the stored runs of a suite over BASE..HEAD on this "
@@ -117,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="least confidence that opens an alert (medium)")
     a.add_argument("--alpha", type=float, default=0.05)
     a.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    a.add_argument("--no-evidence", dest="evidence", action="store_false",
+                   help="do not profile newly opened alerts (default: collect their evidence)")
     a_sub = a.add_subparsers(dest="alert_command", metavar="ACTION", parser_class=_Parser)
     al = a_sub.add_parser("list", help="alerts, newest first (default: OPEN and ACKNOWLEDGED)")
     al.add_argument("--state", action="append",

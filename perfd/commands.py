@@ -8,13 +8,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from perfd.atomic import write_text_atomically
 from perfd.config import DaemonConfig, check_paths, find_suite, json_schema, load_daemon
-from perfd.errors import EXIT_NEGATIVE, EXIT_OK, ConfigError, UsageError
+from perfd.errors import EXIT_NEGATIVE, EXIT_OK, ConfigError, PerfdError, UsageError
 from perfd.report.text import environment_line, fmt_value, statistics_table, table
 from perfd.runner.harness_src import harness_cflags, harness_dir
 from perfd.store import Alert, ResultStore
+
+if TYPE_CHECKING:
+    from perfd.flows.evidence import EvidenceBundle
 from perfd.store.migrations import SCHEMA_VERSION
 
 
@@ -88,6 +92,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ), CompareOptions(
         threshold_pct=args.threshold, alpha=args.alpha, fdr_q=args.fdr, min_pairs=args.min_pairs,
         max_pairs=args.max_pairs, interleave=args.interleave, seed=args.seed,
+        evidence_dir=(args.evidence_dir or config.data_dir_resolved() / "evidence")
+        if args.evidence else None,
+        profiler=args.profiler,
     ))
     text = render(report, args.format)
     if args.output:
@@ -147,9 +154,59 @@ def cmd_alert(args: argparse.Namespace) -> int:
         rows = [[d.series.suite, d.series.benchmark or "(machine)", d.series.metric, d.action,
                  str(d.alert_id or ""), d.note[:90]] for d in decisions]
         print(table(["suite", "benchmark", "metric", "action", "alert", "why"], rows))
+    if args.evidence:
+        for d in decisions:
+            if d.action == "opened" and d.alert_id is not None and d.series.benchmark:
+                try:
+                    bundle = alert_evidence(args, config, store, d.alert_id, None, "auto")
+                except PerfdError as exc:
+                    print(f"perfd: evidence for alert {d.alert_id} not collected: {exc}",
+                          file=sys.stderr)
+                    continue
+                print(f"alert {d.alert_id}: evidence in {bundle.directory} "
+                      f"(differential flamegraph: {bundle.diff_flamegraph})")
     still_open = store.list_alerts(state=["OPEN"], suite=args.suite, limit=1,
                                    machine_id=config.machine_id_resolved())
     return EXIT_NEGATIVE if still_open else EXIT_OK
+
+
+def alert_evidence(args: argparse.Namespace, config: DaemonConfig, store: ResultStore,
+                   alert_id: int, output: Path | None, profiler: str) -> EvidenceBundle:
+    """Profile an alert's baseline and first bad commit; store the bundle's path on the alert."""
+    from perfd.flows.evidence import collect_evidence
+    from perfd.runner.build import Builder
+    from perfd.runner.git import Repository
+
+    alert, _ = store.get_alert(alert_id)
+    if not alert.series.benchmark:
+        raise UsageError(f"alert {alert_id} is an infrastructure alert: there is no benchmark "
+                         "to profile; compare the runs' environments with `perfd runs show`")
+    suite = find_suite(alert.series.suite, config.suites_dir_resolved())
+    data_dir = config.data_dir_resolved()
+    repo = Repository.open(getattr(args, "repo", None) or suite.repository_location(),
+                           data_dir / "mirrors")
+    def latency(run_id: int | None) -> float | None:
+        if run_id is None:
+            return None
+        return next((s.median for s in store.statistics(run_id)
+                     if s.benchmark == alert.series.benchmark and s.metric == "time"), None)
+
+    bundle = collect_evidence(
+        suite, repo, Builder(data_dir / "builds"), alert.baseline_commit, alert.first_bad_commit,
+        alert.series.benchmark, output or data_dir / "evidence" / f"alert-{alert_id}",
+        baseline_latency_ns=latency(alert.baseline_run_id),
+        current_latency_ns=latency(alert.last_run_id), method=profiler, progress=_progress(args))
+    store.set_evidence_path(alert_id, str(bundle.directory))
+    return bundle
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    store = open_store(args, config)
+    bundle = alert_evidence(args, config, store, args.alert_id, args.output, args.profiler)
+    print(bundle.report.read_text())
+    print(f"differential flamegraph: {bundle.diff_flamegraph}")
+    return EXIT_OK
 
 
 def alert_json(a: Alert) -> dict[str, object]:
@@ -300,7 +357,8 @@ def cmd_harness(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "analyze": cmd_analyze,
-    "run": cmd_run, "compare": cmd_compare, "alert": cmd_alert, "runs": cmd_runs,
+    "run": cmd_run, "compare": cmd_compare, "alert": cmd_alert, "evidence": cmd_evidence,
+    "runs": cmd_runs,
     "check-config": cmd_check_config, "schema": cmd_schema, "db": cmd_db, "harness": cmd_harness,
 }
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -11,8 +12,17 @@ from perfd.analysis.compare import Comparison, compare_independent
 from perfd.analysis.fdr import apply_fdr, infrastructure_shift
 from perfd.analysis.sequential import next_step
 from perfd.config import SuiteConfig
+from perfd.errors import PerfdError
+from perfd.flows.evidence import collect_evidence, summarize_bundle
 from perfd.model import ProcessResult
-from perfd.report.compare import CommitInfo, ComparedBenchmark, CompareReport, sort_rows
+from perfd.report.compare import (
+    CommitInfo,
+    ComparedBenchmark,
+    CompareReport,
+    EvidenceSummary,
+    sort_rows,
+)
+from perfd.runner.build import Builder
 from perfd.runner.git import Repository
 from perfd.runner.pipeline import RunOptions, run_interleaved
 from perfd.store import ResultStore
@@ -27,6 +37,8 @@ class CompareOptions:
     max_pairs: int = 20
     interleave: bool | None = None  # None: interleave when either commit has no stored run
     seed: int = 0
+    evidence_dir: Path | None = None  # profile each regression into <dir>/compare-A-B/<benchmark>
+    profiler: str = "auto"
 
 
 def _medians(processes: Sequence[ProcessResult], metric: str) -> list[float]:
@@ -100,7 +112,7 @@ def compare_commits(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
     adjusted: list[Comparison] = apply_fdr([r.comparison for r in rows], q=opts.fdr_q)
     rows = [ComparedBenchmark(r.benchmark, r.metric, r.unit, c, r.pairs)
             for r, c in zip(rows, adjusted, strict=True)]
-    return CompareReport(
+    report = CompareReport(
         suite=suite.name, machine_id=run_opts.machine_id,
         baseline=CommitInfo(base_sha, repo.subject(base_sha)),
         current=CommitInfo(cur_sha, repo.subject(cur_sha)),
@@ -110,3 +122,23 @@ def compare_commits(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
         infrastructure=infrastructure_shift(adjusted),
         baseline_run_id=base_run, current_run_id=cur_run,
     )
+    if opts.evidence_dir is None or not report.regressions:
+        return report
+    evidence: list[EvidenceSummary] = []
+    errors: list[str] = []
+    builder = Builder(run_opts.data_dir / "builds")
+    for name in dict.fromkeys(r.benchmark for r in report.regressions):
+        time_row = next((r for r in report.rows if r.benchmark == name and r.metric == "time"), None)
+        try:
+            bundle = collect_evidence(
+                suite, repo, builder, base_sha, cur_sha, name,
+                opts.evidence_dir / f"compare-{base_sha[:12]}-{cur_sha[:12]}" / name.replace("/", "_"),
+                method=opts.profiler,
+                baseline_latency_ns=time_row.comparison.baseline_median if time_row else None,
+                current_latency_ns=time_row.comparison.current_median if time_row else None,
+                progress=run_opts.progress)
+        except PerfdError as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        evidence.append(summarize_bundle(bundle))
+    return replace(report, evidence=tuple(evidence), evidence_errors=tuple(errors))

@@ -29,6 +29,17 @@ class ComparedBenchmark:
 
 
 @dataclass(frozen=True, slots=True)
+class EvidenceSummary:
+    """Where a regression's evidence bundle is, and what it points at."""
+
+    benchmark: str
+    directory: str
+    method: str  # how the profiles were taken: perf or harness
+    top_functions: tuple[tuple[str, float], ...]  # (function, self-share delta in points)
+    suspects: tuple[tuple[str, str, str], ...]  # (sha, subject, why)
+
+
+@dataclass(frozen=True, slots=True)
 class CompareReport:
     suite: str
     machine_id: str
@@ -42,6 +53,8 @@ class CompareReport:
     infrastructure: InfraFinding | None = None
     baseline_run_id: int | None = None
     current_run_id: int | None = None
+    evidence: tuple[EvidenceSummary, ...] = ()
+    evidence_errors: tuple[str, ...] = ()
 
     @property
     def regressions(self) -> list[ComparedBenchmark]:
@@ -183,10 +196,27 @@ def render_text(report: CompareReport) -> str:
         out += ["", "REGRESSIONS"]
         for r in report.regressions:
             out += ["  " + line for line in _details(r, "  ", ("[x]", "[ ]"))]
+    if report.evidence or report.evidence_errors:
+        out += ["", "ROOT CAUSE EVIDENCE"] + ["  " + line for line in _evidence_lines(report)]
     notes = _notes(report)
     if notes:
         out += ["", "NOTES"] + [f"  {n}" for n in notes]
     return "\n".join(out) + "\n"
+
+
+def _evidence_lines(report: CompareReport) -> list[str]:
+    lines = []
+    for e in report.evidence:
+        lines.append(f"{e.benchmark}: differential flamegraph {e.directory}/diff.svg "
+                     f"(profiled with {e.method}; report {e.directory}/report.md)")
+        for function, delta in e.top_functions:
+            lines.append(f"  grew: {function} {delta:+.1f} pts of samples")
+        for sha, subject, why in e.suspects:
+            lines.append(f"  suspect: {sha[:12]} {subject} ({why})")
+        if not e.suspects:
+            lines.append("  suspect: no commit in the range touched the grown functions")
+    lines += [f"evidence not collected: {error}" for error in report.evidence_errors]
+    return lines
 
 
 def render_markdown(report: CompareReport) -> str:
@@ -216,6 +246,10 @@ def render_markdown(report: CompareReport) -> str:
             first, *rest = _details(r, "", ("- [x]", "- [ ]"))
             out += [f"**{_md_escape(first)}**", ""] + [
                 line if line.startswith("- [") else f"- {line}" for line in rest] + [""]
+    if report.evidence or report.evidence_errors:
+        out += ["", "### Root Cause Evidence", ""]
+        out += [f"- {_md_escape(line.strip())}" if not line.startswith("  ")
+                else f"  - {_md_escape(line.strip())}" for line in _evidence_lines(report)]
     notes = _notes(report)
     if notes:
         out += ["", "### Notes", ""] + [f"- {_md_escape(n)}" for n in notes]
@@ -261,6 +295,13 @@ def report_dict(report: CompareReport) -> dict[str, Any]:
             "direction": infra.direction, "median_shift_pct": infra.median_shift_pct,
             "n_moved": infra.n_moved, "n_total": infra.n_total, "reason": infra.reason},
         "comparisons": [comparison(r) for r in report.rows],
+        "evidence": [{"benchmark": e.benchmark, "directory": e.directory, "method": e.method,
+                      "diff_flamegraph": f"{e.directory}/diff.svg",
+                      "top_functions": [{"function": f, "self_delta_pts": d}
+                                        for f, d in e.top_functions],
+                      "suspects": [{"commit": s, "subject": m, "why": w}
+                                   for s, m, w in e.suspects]} for e in report.evidence],
+        "evidence_errors": list(report.evidence_errors),
     }
 
 

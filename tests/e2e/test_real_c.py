@@ -174,15 +174,17 @@ def test_harness_command_points_at_compilable_sources(cli, tmp_path):
     assert subprocess.run([str(binary), "--list"], capture_output=True, text=True).stdout == "sum/squares\n"
 
 
-def _find_harness(needle: str) -> int | None:
-    """Pid of a running harness process that is measuring (not listing) benchmarks."""
+def _find_harness(needle: str, parent: int) -> int | None:
+    """Pid of a child of `parent` that is a harness measuring (not listing) benchmarks."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if cmdline and cmdline[0].endswith(needle.encode()) and b"--json" in cmdline:
+            if (ppid == parent and cmdline and cmdline[0].endswith(needle.encode())
+                    and b"--json" in cmdline):
                 return int(entry.name)
     return None
 
@@ -206,7 +208,7 @@ def test_killing_the_real_harness_mid_run_fails_the_run_without_statistics(in_tm
     victim = None
     deadline = time.monotonic() + 120
     while victim is None and proc.poll() is None and time.monotonic() < deadline:
-        victim = _find_harness("bench_minilib")
+        victim = _find_harness("bench_minilib", proc.pid)
         time.sleep(0.01)
     assert victim is not None, "never saw a harness process"
     time.sleep(0.2)

@@ -18,6 +18,7 @@ from perfd.report.compare import (
     CommitInfo,
     ComparedBenchmark,
     CompareReport,
+    EvidenceSummary,
     fmt_quantity,
     render,
     sort_rows,
@@ -61,6 +62,11 @@ def report(infra=None) -> CompareReport:
         current=CommitInfo("b" * 40, "request: inject a 10% slowdown into parse"),
         mode="interleaved", threshold_pct=5.0, alpha=0.05, fdr_q=0.05, rows=sort_rows(rows),
         infrastructure=infra, baseline_run_id=1, current_run_id=2,
+        evidence=(EvidenceSummary(
+            "request/parse", "/var/lib/perfd/evidence/compare-aaaa-bbbb/request_parse", "perf",
+            (("minilib_parse_request", 6.2), ("memchr", 0.4)),
+            (("b" * 40, "request: inject a 10% slowdown into parse",
+              "changed MINILIB_SLOW_PARSE_PCT, used by minilib_parse_request"),)),),
     )
 
 
