@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="report format (markdown)")
     an.add_argument("--output", type=Path, metavar="FILE", help="also write the report here")
     an.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
+    an.add_argument("--evidence", action="store_true",
+                    help="profile both sides of each worse step and write evidence bundles "
+                         "under <data_dir>/evidence")
 
     a = sub.add_parser("alert", help="evaluate the latest runs and manage regression alerts",
                        epilog=ALERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,7 +18,9 @@ from perfd.runner.harness_src import harness_cflags, harness_dir
 from perfd.store import Alert, ResultStore
 
 if TYPE_CHECKING:
+    from perfd.config import SuiteConfig
     from perfd.flows.evidence import EvidenceBundle
+    from perfd.report.analyze import AnalyzeReport
 from perfd.store.migrations import SCHEMA_VERSION
 
 
@@ -101,6 +103,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
         write_text_atomically(args.output, text)
     sys.stdout.write(text)
     return EXIT_NEGATIVE if report.verdict == "REGRESSED" else EXIT_OK
+
+
+def analyze_evidence(args: argparse.Namespace, config: DaemonConfig, suite: SuiteConfig,
+                     report: AnalyzeReport) -> None:
+    """Profile both sides of each worse step beyond the threshold (one bundle per benchmark)."""
+    from perfd.flows.evidence import collect_evidence
+    from perfd.runner.build import Builder
+    from perfd.runner.git import Repository
+
+    data_dir = config.data_dir_resolved()
+    repo = Repository.open(args.repo or suite.repository_location(), data_dir / "mirrors")
+    builder = Builder(data_dir / "builds")
+    done: set[str] = set()
+    for series in report.series:
+        for cp in series.change_points:
+            if not (cp.worse and cp.beyond_threshold) or cp.benchmark in done:
+                continue
+            done.add(cp.benchmark)
+            out = (data_dir / "evidence" / f"analyze-{cp.before.sha[:12]}-{cp.after.sha[:12]}"
+                   / cp.benchmark.replace("/", "_"))
+            timed = series.metric == "time"
+            try:
+                bundle = collect_evidence(
+                    suite, repo, builder, cp.before.sha, cp.after.sha, cp.benchmark, out,
+                    baseline_latency_ns=cp.before_median if timed else None,
+                    current_latency_ns=cp.after_median if timed else None,
+                    progress=_progress(args))
+            except PerfdError as exc:
+                print(f"perfd: evidence for {cp.benchmark} not collected: {exc}", file=sys.stderr)
+                continue
+            print(f"evidence for {cp.benchmark} ({cp.before.sha[:12]} -> {cp.after.sha[:12]}): "
+                  f"{bundle.report} (differential flamegraph: {bundle.diff_flamegraph})",
+                  file=sys.stderr)
 
 
 TRANSITIONS = {"ack": "ACKNOWLEDGED", "resolve": "RESOLVED", "false-positive": "FALSE_POSITIVE",
@@ -263,6 +298,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.output:
         write_text_atomically(args.output, text)
     sys.stdout.write(text)
+    if args.evidence:
+        analyze_evidence(args, config, suite, report)
     return EXIT_NEGATIVE if report.verdict == "REGRESSED" else EXIT_OK
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,22 @@ def test_compare_finds_the_injected_ten_percent_parse_slowdown(in_tmp, demo_repo
     # both sides were stored as runs of tier "compare"
     store = ResultStore.open(f"sqlite:///{in_tmp / 'state' / 'perfd.db'}")
     assert {r.tier for r in store.list_runs()} == {"compare"}
+
+    # Evidence: the parser is the top grown function, red in the differential flamegraph, and
+    # the knob's commit is the suspect.
+    (evidence,) = [e for e in report["evidence"] if e["benchmark"] == "request/parse"]
+    assert evidence["top_functions"][0]["function"] == "minilib_parse_request"
+    assert [s["commit"] for s in evidence["suspects"]] == [shas["slow"]]
+    bundle = Path(evidence["directory"])
+    for name in ("baseline.svg", "current.svg", "diff.svg", "baseline.folded", "current.folded",
+                 "hotspots.json", "counters.json", "suspects.json", "report.md",
+                 "current.speedscope.json"):
+        assert (bundle / name).is_file(), name
+    svg = ET.parse(bundle / "diff.svg").getroot()
+    parse_frames = [g for g in svg.iter("{http://www.w3.org/2000/svg}g")
+                    if g.get("data-name") == "minilib_parse_request"]
+    assert parse_frames and max(float(g.get("data-delta")) for g in parse_frames) > 0.02
+    text = (bundle / "report.md").read_text()
+    assert "minilib_parse_request" in text and shas["slow"][:12] in text
+    counters = json.loads((bundle / "counters.json").read_text())
+    assert all(c["baseline"] is not None or c["unavailable_reason"] for c in counters)
