@@ -63,9 +63,11 @@ def collect_evidence(suite: SuiteConfig, repo: Repository, builder: Builder, bas
     for side, sha in (("baseline", baseline_sha), ("current", current_sha)):
         built = builder.build(suite, repo, sha)
         progress(f"profiling {benchmark} at {sha[:12]} ({side})")
+        # ~2 s of profile per side (~2,000 samples with perf): shares good to about a point.
         captures[side] = capture_profile(
             built.binary, benchmark, method=method, cpu=cpu, workdir=tmp / f"work-{side}",
-            min_time_s=max(settings.min_time_s, 0.05), timeout_s=max(settings.timeout_s, 120))
+            samples=20, min_time_s=max(settings.min_time_s, 0.1),
+            timeout_s=max(settings.timeout_s, 120))
         shutil.rmtree(tmp / f"work-{side}", ignore_errors=True)
         counters[side] = counters_from_harness(
             built.binary, benchmark, samples=settings.samples, min_time_s=settings.min_time_s,
@@ -114,11 +116,15 @@ def collect_evidence(suite: SuiteConfig, repo: Repository, builder: Builder, bas
 
 def summarize_bundle(bundle: EvidenceBundle, top: int = 3) -> EvidenceSummary:
     """What a report says about a bundle: where it is, what grew, which commits to suspect."""
-    grown = [(h.function, h.self_delta * 100) for h in bundle.hotspots
-             if (h.est_time_delta_ns or 0) > 0 or h.self_delta > 0][:top]
+    timed = any(h.est_time_delta_ns is not None for h in bundle.hotspots)
+    if timed:
+        grown = [(h.function, h.est_time_delta_ns or 0.0) for h in bundle.hotspots
+                 if (h.est_time_delta_ns or 0.0) > 0][:top]
+    else:
+        grown = [(h.function, h.self_delta * 100) for h in bundle.hotspots if h.self_delta > 0][:top]
     return EvidenceSummary(
         benchmark=bundle.benchmark, directory=str(bundle.directory), method=bundle.method,
-        top_functions=tuple(grown),
+        top_functions=tuple(grown), top_unit="ns per op" if timed else "pts of samples",
         suspects=tuple((s.sha, s.subject, s.why) for s in bundle.suspects),
     )
 

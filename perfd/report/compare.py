@@ -35,8 +35,9 @@ class EvidenceSummary:
     benchmark: str
     directory: str
     method: str  # how the profiles were taken: perf or harness
-    top_functions: tuple[tuple[str, float], ...]  # (function, self-share delta in points)
+    top_functions: tuple[tuple[str, float], ...]  # (function, growth in top_unit)
     suspects: tuple[tuple[str, str, str], ...]  # (sha, subject, why)
+    top_unit: str = "pts of samples"  # or "ns per op" when latencies were known
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +211,7 @@ def _evidence_lines(report: CompareReport) -> list[str]:
         lines.append(f"{e.benchmark}: differential flamegraph {e.directory}/diff.svg "
                      f"(profiled with {e.method}; report {e.directory}/report.md)")
         for function, delta in e.top_functions:
-            lines.append(f"  grew: {function} {delta:+.1f} pts of samples")
+            lines.append(f"  grew: {function} {delta:+.1f} {e.top_unit}")
         for sha, subject, why in e.suspects:
             lines.append(f"  suspect: {sha[:12]} {subject} ({why})")
         if not e.suspects:
@@ -297,7 +298,7 @@ def report_dict(report: CompareReport) -> dict[str, Any]:
         "comparisons": [comparison(r) for r in report.rows],
         "evidence": [{"benchmark": e.benchmark, "directory": e.directory, "method": e.method,
                       "diff_flamegraph": f"{e.directory}/diff.svg",
-                      "top_functions": [{"function": f, "self_delta_pts": d}
+                      "top_functions": [{"function": f, "growth": d, "unit": e.top_unit}
                                         for f, d in e.top_functions],
                       "suspects": [{"commit": s, "subject": m, "why": w}
                                    for s, m, w in e.suspects]} for e in report.evidence],
