@@ -142,14 +142,15 @@ def evidence_markdown(bundle: EvidenceBundle) -> str:
         f"(current) on this machine, by {bundle.method}"
         + (f" ({bundle.note})" if bundle.note else "") + ".",
         "",
-        "- differential flamegraph: [diff.svg](diff.svg) (red: share grew, blue: shrank)",
+        "- differential flamegraph: [diff.svg](diff.svg) (red: grew, blue: shrank; by time per "
+        "operation when both latencies are known, else by share of samples)",
         "- flamegraphs: [baseline.svg](baseline.svg), [current.svg](current.svg); folded stacks "
         "and speedscope JSON beside them",
         "",
         "### Hotspots",
         "",
-        "| function | self before | self after | self delta | incl. before | incl. after | "
-        "est. time impact | |",
+        "| function | self before | self after | share delta | incl. before | incl. after | "
+        "time per op delta | |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for h in bundle.hotspots[:10]:
