@@ -16,12 +16,12 @@ from perfd.errors import EXIT_NEGATIVE, EXIT_OK, ConfigError, PerfdError, UsageE
 from perfd.report.text import environment_line, fmt_value, statistics_table, table
 from perfd.runner.harness_src import harness_cflags, harness_dir
 from perfd.store import Alert, ResultStore
+from perfd.store.migrations import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from perfd.config import SuiteConfig
     from perfd.flows.evidence import EvidenceBundle
     from perfd.report.analyze import AnalyzeReport
-from perfd.store.migrations import SCHEMA_VERSION
 
 
 def load_config(args: argparse.Namespace) -> DaemonConfig:
