@@ -25,7 +25,7 @@ from pathlib import Path
 from perfd.errors import EvidenceError, HarnessError, UsageError
 from perfd.evidence.profile import Profile, parse_folded, parse_perf_script, to_folded
 from perfd.model import HarnessOutput
-from perfd.runner.execute import ere_escape
+from perfd.runner.execute import ere_escape, harness_failure
 from perfd.runner.parse import parse_harness_json
 from perfd.runner.procs import Completed, run_process
 
@@ -186,7 +186,8 @@ def _capture_perf(
             # perf itself (sample rate above perf_event_max_sample_rate, no permission) or a
             # harness usage error: either way nothing ran; stderr says which.
             raise EvidenceError(f"profiling {benchmark!r}: perf record -- {binary.name} "
-                                f"{done.describe_failure()} without any benchmark output" + _tail(done))
+                                f"{done.describe_failure()} without any benchmark output"
+                                + done.stderr_section())
         _check_benchmark_run(done, benchmark, "perf", timeout_s)
         script = _run([perf, "script", "-i", str(data)], timeout_s, missing=missing)
     finally:
@@ -194,7 +195,7 @@ def _capture_perf(
         Path(str(data) + ".old").unlink(missing_ok=True)
     failure = script.describe_failure()
     if failure:
-        raise EvidenceError(f"profiling {benchmark!r}: perf script {failure}" + _tail(script))
+        raise EvidenceError(f"profiling {benchmark!r}: perf script {failure}" + script.stderr_section())
     profile = benchmark_process_only(parse_perf_script(script.stdout, keep_process=True),
                                      binary.name[:TASK_COMM_LEN])
     (workdir / PERF_FOLDED).write_text(to_folded(profile), encoding="utf-8")
@@ -232,7 +233,7 @@ def _capture_harness(
     if done.returncode == 100 and "--profile" in done.stderr and "unknown option" in done.stderr:
         raise EvidenceError(
             f"{binary} does not know --profile: rebuild it against perfd's harness "
-            "(format 1.1 or later), or use profiler: perf" + _tail(done))
+            "(format 1.1 or later), or use profiler: perf" + done.stderr_section())
     output = _check_benchmark_run(done, benchmark, "the harness sampler", timeout_s)
     try:
         text = folded.read_text(encoding="utf-8", errors="replace")
@@ -283,27 +284,13 @@ def _run(argv: Sequence[str], timeout_s: float, *, missing: str) -> Completed:
 def _check_benchmark_run(done: Completed, benchmark: str, how: str, timeout_s: float) -> HarnessOutput:
     """Raise HarnessError if the profiled run failed; return the parsed harness output."""
     where = f"profiling {benchmark!r} with {how}"
-    failure = done.describe_failure()
-    if done.timed_out:
-        failure = f"timed out after {timeout_s:g} s and was killed"
+    failure = harness_failure(done, timeout_s)
     if failure is None:
         try:
             return parse_harness_json(done.stdout)
         except HarnessError as exc:
-            raise HarnessError(f"{where}: {exc}" + _tail(done)) from None
-    detail = ""
-    if done.returncode > 0 and not done.timed_out:
-        # The harness exits with the number of failed benchmarks; its JSON says why.
-        try:
-            parse_harness_json(done.stdout)
-        except HarnessError as exc:
-            detail = f": {exc}"
-    raise HarnessError(f"{where}: the benchmark {failure}{detail}" + _tail(done))
-
-
-def _tail(done: Completed) -> str:
-    tail = done.stderr_tail()
-    return f"\n--- stderr (last lines) ---\n{tail}" if tail else ""
+            raise HarnessError(f"{where}: {exc}" + done.stderr_section()) from None
+    raise HarnessError(f"{where}: the benchmark {failure}" + done.stderr_section())
 
 
 def _first_line(text: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from perfd.errors import EvidenceError, HarnessError
 from perfd.evidence.capture import c_locale_env, harness_argv
 from perfd.model import COUNTER_METRICS
+from perfd.runner.execute import harness_failure
 from perfd.runner.parse import parse_harness_json
 from perfd.runner.procs import Completed, run_process
 
@@ -70,7 +71,7 @@ class CounterDiff:
 def parse_harness_counters(text: str, benchmark: str) -> dict[str, CounterValue]:
     """Per-op counters of ``benchmark`` from harness ``--counters --json`` output: the median
     over the timed samples (``null`` samples skipped). Raises HarnessError for unusable output."""
-    parse_harness_json(_without_null_counters(text))  # format, version and status checks
+    parse_harness_json(text)  # format, version and status checks
     doc = json.loads(text)
     ctx = doc.get("context") or {}
     counters = ctx.get("counters") or {}
@@ -98,20 +99,6 @@ def parse_harness_counters(text: str, benchmark: str) -> dict[str, CounterValue]
             reason = "the counter never ran during a timed sample (multiplexed out)"
         out[name] = CounterValue(name, None, reason, HARNESS_UNIT)
     return out
-
-
-def _without_null_counters(text: str) -> str:
-    """The harness prints ``null`` for a counter sample that never ran; the strict run parser
-    wants numbers, so validate a copy without counters (they are read leniently here)."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    if isinstance(doc, dict):
-        for bench in doc.get("benchmarks") or []:
-            if isinstance(bench, dict):
-                bench["counters"] = {}
-    return json.dumps(doc)
 
 
 def counters_from_harness(
@@ -222,7 +209,7 @@ def perf_stat_counters(
     if done.returncode != 0 and not text.strip() and not done.timed_out:
         # perf itself failed before running anything (permissions, unknown event).
         raise EvidenceError(f"perf stat of {benchmark!r} failed: perf {done.describe_failure()}"
-                            + _tail(done))
+                            + done.stderr_section())
     _check_run(done, f"perf stat of {benchmark!r}", timeout_s)
     return parse_perf_stat_csv(text, events)
 
@@ -377,7 +364,7 @@ def callgrind_function_counts(
         text = out_file.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise EvidenceError(f"callgrind of {benchmark!r} wrote no {out_file}: {exc.strerror}"
-                            + _tail(done)) from None
+                            + done.stderr_section()) from None
     try:
         counts = parse_callgrind(text)
     except ValueError as exc:
@@ -402,21 +389,7 @@ def _run(argv: Sequence[str], timeout_s: float, *, missing: str,
 
 def _check_run(done: Completed, what: str, timeout_s: float) -> None:
     """Raise HarnessError naming the cause when the (possibly wrapped) harness run failed."""
-    failure = done.describe_failure()
-    if done.timed_out:
-        failure = f"timed out after {timeout_s:g} s and was killed"
-    if failure is None:
-        return
-    detail = ""
-    if done.returncode > 0 and not done.timed_out:
-        try:
-            parse_harness_json(_without_null_counters(done.stdout))
-        except HarnessError as exc:
-            detail = f": {exc}"
-    raise HarnessError(f"{what}: the benchmark {failure}{detail}" + _tail(done))
-
-
-def _tail(done: Completed) -> str:
-    tail = done.stderr_tail()
-    return f"\n--- stderr (last lines) ---\n{tail}" if tail else ""
+    failure = harness_failure(done, timeout_s)
+    if failure is not None:
+        raise HarnessError(f"{what}: the benchmark {failure}" + done.stderr_section())
 

@@ -93,27 +93,24 @@ class _Node:
         self.children: dict[str, _Node] = {}
 
 
-def _build_tree(current: Mapping[Stack, int], baseline: Mapping[Stack, int] | None) -> _Node:
-    root = _Node(ROOT_NAME)
-    for stack, count in current.items():
+def _add_stacks(root: _Node, stacks: Mapping[Stack, int], attr: str) -> None:
+    """Add each stack's count to `attr` ("count" or "base") of every node along its path."""
+    for stack, count in stacks.items():
         node = root
-        node.count += count
+        setattr(node, attr, getattr(node, attr) + count)
         for frame in stack:
             child = node.children.get(frame)
             if child is None:
                 child = node.children[frame] = _Node(frame)
-            child.count += count
+            setattr(child, attr, getattr(child, attr) + count)
             node = child
+
+
+def _build_tree(current: Mapping[Stack, int], baseline: Mapping[Stack, int] | None) -> _Node:
+    root = _Node(ROOT_NAME)
+    _add_stacks(root, current, "count")
     if baseline is not None:
-        for stack, count in baseline.items():
-            node = root
-            node.base += count
-            for frame in stack:
-                child = node.children.get(frame)
-                if child is None:
-                    child = node.children[frame] = _Node(frame)
-                child.base += count
-                node = child
+        _add_stacks(root, baseline, "base")
     return root
 
 

@@ -100,18 +100,9 @@ class HarnessRunner:
             args.append("--counters")
         done = self._run(args, m.timeout_s)
         where = f"benchmark {m.name!r} (process {planned.repetition + 1} of {m.repetitions})"
-        failure = done.describe_failure()
-        if done.timed_out:
-            failure = f"timed out after {m.timeout_s:g} s (per-process timeout) and was killed"
+        failure = harness_failure(done, m.timeout_s, "(per-process timeout) ")
         if failure:
-            # The harness exits with the number of failed benchmarks; its JSON says why.
-            detail = ""
-            if done.returncode > 0 and not done.timed_out:
-                try:
-                    parse_harness_json(done.stdout)
-                except HarnessError as exc:
-                    detail = f": {exc}"
-            raise HarnessError(f"{where}: harness {failure}{detail}" + _tail(done))
+            raise HarnessError(f"{where}: harness {failure}" + _tail(done))
         try:
             output = parse_harness_json(done.stdout)
         except HarnessError as exc:
@@ -137,6 +128,19 @@ class HarnessRunner:
         ), output.context
 
 
+def harness_failure(done: Completed, timeout_s: float, timeout_note: str = "") -> str | None:
+    """Why a harness process failed, with the harness's own reason when its JSON gives one
+    (it exits with the number of failed benchmarks); None when it exited 0."""
+    if done.timed_out:
+        return f"timed out after {timeout_s:g} s {timeout_note}and was killed"
+    failure = done.describe_failure()
+    if failure and done.returncode > 0:
+        try:
+            parse_harness_json(done.stdout)
+        except HarnessError as exc:
+            failure += f": {exc}"
+    return failure
+
+
 def _tail(done: Completed) -> str:
-    tail = done.stderr_tail()
-    return f"\n--- harness stderr (last lines) ---\n{tail}" if tail else ""
+    return done.stderr_section("harness stderr")

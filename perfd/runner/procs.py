@@ -41,6 +41,11 @@ class Completed:
     def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
         return "\n".join(self.stderr.rstrip().splitlines()[-lines:])
 
+    def stderr_section(self, label: str = "stderr") -> str:
+        """The stderr tail as a block to append to an error message ("" when empty)."""
+        tail = self.stderr_tail()
+        return f"\n--- {label} (last lines) ---\n{tail}" if tail else ""
+
     def describe_failure(self) -> str | None:
         """Why the process failed, in words, or None if it exited 0."""
         if self.timed_out:
