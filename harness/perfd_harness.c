@@ -102,6 +102,7 @@ typedef struct {
     const char *profile;      /* --profile FILE, or NULL */
     uint64_t profile_hz;
     bool profile_hz_given;
+    int turn_in, turn_out;    /* --turns IN,OUT: lock-step with a partner; -1: off */
 } options;
 
 static void print_usage(FILE *out)
@@ -124,6 +125,9 @@ static void print_usage(FILE *out)
             "                    pointers) and write folded stacks to FILE; needs a\n"
             "                    --filter that selects exactly one benchmark\n"
             "  --profile-hz N    sampling rate of --profile in CPU-time Hz (default %d)\n"
+            "  --turns IN,OUT    take turns with a partner process: read one byte from\n"
+            "                    fd IN before each timed sample (and before setup and\n"
+            "                    teardown), write one byte to fd OUT after it\n"
             "  --json            print machine-readable JSON instead of a table\n"
             "  --help            print this help\n"
             "  --version         print the harness and format versions\n"
@@ -171,12 +175,31 @@ static bool parse_seconds(const char *text, double *out)
     return true;
 }
 
+/* "IN,OUT": two distinct descriptors that are open in this process. */
+static bool parse_fd_pair(const char *text, int *in, int *out)
+{
+    const char *comma = strchr(text, ',');
+    if (comma == NULL || comma == text || (size_t)(comma - text) >= 16)
+        return false;
+    char first[16];
+    memcpy(first, text, (size_t)(comma - text));
+    first[comma - text] = '\0';
+    uint64_t a = 0, b = 0;
+    if (!parse_u64(first, INT32_MAX, &a) || !parse_u64(comma + 1, INT32_MAX, &b) || a == b)
+        return false;
+    if (fcntl((int)a, F_GETFD) < 0 || fcntl((int)b, F_GETFD) < 0)
+        return false;
+    *in = (int)a;
+    *out = (int)b;
+    return true;
+}
+
 /* Returns 0 on success, PERFD_EXIT_USAGE after printing the error, or -1
  * when --help / --version was handled (exit 0). */
 static int parse_options(int argc, char **argv, options *opt)
 {
     *opt = (options){.warmup = 1, .samples = 10, .min_time_s = 0.01, .cpu = -1,
-                     .profile_hz = PROFILE_DEFAULT_HZ};
+                     .profile_hz = PROFILE_DEFAULT_HZ, .turn_in = -1, .turn_out = -1};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value = NULL;
@@ -221,7 +244,7 @@ static int parse_options(int argc, char **argv, options *opt)
         bool known = strcmp(name, "--filter") == 0 || strcmp(name, "--warmup") == 0 ||
                      strcmp(name, "--samples") == 0 || strcmp(name, "--min-time") == 0 ||
                      strcmp(name, "--cpu") == 0 || strcmp(name, "--profile") == 0 ||
-                     strcmp(name, "--profile-hz") == 0;
+                     strcmp(name, "--profile-hz") == 0 || strcmp(name, "--turns") == 0;
         if (!known)
             return usage_error("unknown option '%s'", arg);
         if (value == NULL) {
@@ -248,6 +271,10 @@ static int parse_options(int argc, char **argv, options *opt)
             if (value[0] == '\0')
                 return usage_error("--profile: expected a file name, got ''");
             opt->profile = value;
+        } else if (strcmp(name, "--turns") == 0) {
+            if (!parse_fd_pair(value, &opt->turn_in, &opt->turn_out))
+                return usage_error("--turns: expected two open file descriptors IN,OUT, got '%s'",
+                                   value);
         } else if (strcmp(name, "--profile-hz") == 0) {
             if (!parse_u64(value, PROFILE_MAX_HZ, &opt->profile_hz) || opt->profile_hz == 0)
                 return usage_error("--profile-hz: expected an integer 1..%d, got '%s'",
@@ -1527,6 +1554,50 @@ static uint64_t calibrate(const bench_entry *e, perfd_state *st, double min_ns)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Turns: lock-step sampling with a partner process                         */
+/*
+ * With --turns, this process and a partner (the other build of an A/B pair,
+ * pinned to the same CPU) hand one byte back and forth through two pipes, so
+ * their timed samples alternate: A1 B1 A2 B2 ... Sample i of each side then
+ * sees the same state of the machine, which cancels the slow phases of a
+ * shared or virtual CPU that a whole-process comparison cannot.
+ * When the partner is gone (EOF or EPIPE) this process carries on alone.
+ */
+
+static int turn_in = -1, turn_out = -1;
+
+static void turns_off(void)
+{
+    turn_in = turn_out = -1;
+}
+
+static void turn_begin(void)
+{
+    if (turn_in < 0)
+        return;
+    char token;
+    ssize_t n;
+    do
+        n = read(turn_in, &token, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        turns_off();
+}
+
+static void turn_end(void)
+{
+    if (turn_out < 0)
+        return;
+    char token = 't';
+    ssize_t n;
+    do
+        n = write(turn_out, &token, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        turns_off();
+}
+
 typedef struct {
     bool ok;
     const char *error;
@@ -1562,6 +1633,7 @@ static void run_benchmark(const bench_entry *e, const options *opt,
     if (!alloc_ok) {
         fail_internal(&st, "out of memory for %" PRIu64 " samples", opt->samples);
     } else {
+        turn_begin();   /* setup, calibration and warmup are one turn */
         batch->context = e->setup ? e->setup() : NULL;
         if (!batch->failed) {
             double min_ns = opt->min_time_s * 1e9;
@@ -1573,6 +1645,8 @@ static void run_benchmark(const bench_entry *e, const options *opt,
             if (ok && prof.enabled)
                 profile_arm(true);
             for (uint64_t s = 0; ok && s < opt->samples; s++) {
+                turn_end();
+                turn_begin();
                 int64_t ns = run_batch(e, &st, iterations, count, prof.enabled);
                 ok = ns >= 0;
                 if (!ok)
@@ -1587,8 +1661,11 @@ static void run_benchmark(const bench_entry *e, const options *opt,
                 profile_arm(false);
             r->iterations = iterations;
         }
+        turn_end();
+        turn_begin();   /* teardown waits for the partner's last sample */
         if (e->teardown)
             e->teardown(batch->context);
+        turn_end();
     }
     current_state = NULL;
     r->ok = !batch->failed;
@@ -1932,6 +2009,11 @@ int main(int argc, char **argv)
             return usage_error("--cpu %ld: sched_setaffinity failed: %s (errno %d)", opt.cpu,
                                strerror(err), err);
         }
+    }
+    if (opt.turn_in >= 0) {
+        signal(SIGPIPE, SIG_IGN);   /* a vanished partner is EPIPE, not death */
+        turn_in = opt.turn_in;
+        turn_out = opt.turn_out;
     }
     if (opt.counters)
         counters_open();

@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 /* Harness (library) version. */
-#define PERFD_HARNESS_VERSION "1.1.0"
+#define PERFD_HARNESS_VERSION "1.2.0"
 
 /* Version of the JSON output ("version" key). History:
  *   1.0 - first format

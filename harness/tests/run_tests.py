@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import select
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,7 @@ FAILING = {"fail/explicit", "fail/setup", "fail/early-return"}
 # The invalid byte \xff must come out as U+FFFD.
 EXPLICIT_MESSAGE = 'boom "quoted" back\\slash\nnew line\ttab \x01 ctrl caf\u00e9 bad\ufffd, 3'
 FAST = ["--min-time", "0.002", "--warmup", "1"]
+TURNS_RUN = ["--filter", "^trivial/sum$", "--json", "--samples", "5", *FAST]
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
 
 
@@ -49,7 +51,8 @@ class Checker:
         self.failures: list[str] = []
         self.checks = 0
 
-    def run(self, args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def start(self, args: list[str], env_extra: dict[str, str] | None = None,
+              pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         # Distinct exit codes so a sanitizer abort can never pass for a
         # benchmark-failure count.
@@ -58,20 +61,32 @@ class Checker:
         env.pop("PERFD_HARNESS_TEST_SOFTWARE_COUNTERS", None)
         if env_extra:
             env.update(env_extra)
-        raw = subprocess.run([self.binary, *args], capture_output=True, env=env, timeout=60)
+        return subprocess.Popen([self.binary, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env, pass_fds=pass_fds)
+
+    def finish(self, popen: subprocess.Popen[bytes], args: list[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            raw_stdout, raw_stderr = popen.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            raw_stdout, raw_stderr = popen.communicate()
+            self.check(False, f"{args}: still running after 60 s, killed")
         # stdout must be valid UTF-8 (JSON); stderr may echo raw bytes.
         try:
-            stdout = raw.stdout.decode("utf-8")
+            stdout = raw_stdout.decode("utf-8")
         except UnicodeDecodeError as exc:
             self.check(False, f"{args}: stdout is not valid UTF-8: {exc}")
-            stdout = raw.stdout.decode("utf-8", errors="replace")
-        proc = subprocess.CompletedProcess(raw.args, raw.returncode, stdout,
-                                           raw.stderr.decode("utf-8", errors="replace"))
+            stdout = raw_stdout.decode("utf-8", errors="replace")
+        proc = subprocess.CompletedProcess(popen.args, popen.returncode, stdout,
+                                           raw_stderr.decode("utf-8", errors="replace"))
         self.check(
             not any(marker in proc.stderr for marker in SANITIZER_MARKERS),
             f"{args}: sanitizer report:\n{proc.stderr}",
         )
         return proc
+
+    def run(self, args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return self.finish(self.start(args, env_extra), args)
 
     def check(self, condition: bool, message: str) -> None:
         self.checks += 1
@@ -357,6 +372,102 @@ def test_profile(c: Checker) -> None:
         read_folded(c, failing)
 
 
+def test_turns_usage(c: Checker) -> None:
+    for value in ("3", "4,4", "900,901", "a,b", "3,", ",4", "-1,4"):
+        proc = c.run(["--turns", value])
+        c.check(proc.returncode == EXIT_USAGE, f"--turns {value}: exit status {proc.returncode}")
+        c.check(proc.stdout == "", f"--turns {value}: printed to stdout: {proc.stdout!r}")
+        c.check("error: --turns:" in proc.stderr, f"--turns {value}: unclear message {proc.stderr!r}")
+
+
+def turns_samples(c: Checker, label: str, proc: subprocess.CompletedProcess[str]) -> None:
+    """A --turns run of TURNS_RUN must still be a complete, successful one."""
+    c.check(proc.returncode == 0, f"{label}: exit status {proc.returncode}; stderr:\n{proc.stderr}")
+    try:
+        benches = json.loads(proc.stdout).get("benchmarks", [])
+    except json.JSONDecodeError:
+        benches = []
+    values = benches[0].get("samples_ns", []) if len(benches) == 1 else []
+    c.check(len(values) == 5, f"{label}: {len(values)} samples, expected 5:\n{proc.stdout}")
+
+
+def test_turns_lock_step(c: Checker) -> None:
+    """Two binaries wired crosswise wait for the token, then both finish."""
+    one, two = os.pipe(), os.pipe()   # A reads one and writes two; B the other way round
+    a_args = [*TURNS_RUN, "--turns", f"{one[0]},{two[1]}"]
+    b_args = [*TURNS_RUN, "--turns", f"{two[0]},{one[1]}"]
+    a = c.start(a_args, pass_fds=(one[0], two[1]))
+    b = c.start(b_args, pass_fds=(two[0], one[1]))
+    for fd in (one[0], two[1], two[0]):
+        os.close(fd)
+    time.sleep(1.0)   # alone, the run takes a few ms; without the token it must not start
+    c.check(a.poll() is None and b.poll() is None,
+            f"--turns: finished without the token (exit statuses {a.poll()}, {b.poll()})")
+    try:
+        os.write(one[1], b"t")
+    except BrokenPipeError:
+        pass   # A is gone already: reported above and below
+    os.close(one[1])
+    turns_samples(c, "--turns pair, A", c.finish(a, a_args))
+    turns_samples(c, "--turns pair, B", c.finish(b, b_args))
+
+
+def turns_partner(c: Checker, rounds: int, keep_reader: bool = True) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Plays the partner for up to `rounds` turns (each: give a token, wait for it
+    to come back), then closes its ends. Without keep_reader the binary's OUT
+    has no reader from the start. Returns the run and the tokens that came back."""
+    to_bin, from_bin = os.pipe(), os.pipe()
+    args = [*TURNS_RUN, "--turns", f"{to_bin[0]},{from_bin[1]}"]
+    proc = c.start(args, pass_fds=(to_bin[0], from_bin[1]))
+    os.close(to_bin[0])
+    os.close(from_bin[1])
+    if not keep_reader:
+        os.close(from_bin[0])
+    back = 0
+    for _ in range(rounds):
+        try:
+            os.write(to_bin[1], b"t")
+        except BrokenPipeError:
+            break
+        if not keep_reader:
+            continue
+        if not select.select([from_bin[0]], [], [], 30)[0]:
+            c.check(False, f"--turns: no token back within 30 s after {back}")
+            break
+        if os.read(from_bin[0], 1) == b"":
+            break
+        back += 1
+        if select.select([from_bin[0]], [], [], 0.05)[0]:   # only EOF may follow unasked
+            extra = len(os.read(from_bin[0], 1))
+            c.check(extra == 0, f"--turns: token {back + 1} sent without waiting for one")
+            back += extra
+            if not extra:
+                break
+    os.close(to_bin[1])
+    done = c.finish(proc, args)
+    if keep_reader:
+        back += len(os.read(from_bin[0], 1024))   # all writers are gone: no blocking
+        os.close(from_bin[0])
+    return done, back
+
+
+def test_turns_protocol(c: Checker) -> None:
+    # One turn for setup+calibration+warmup, one per sample, one for teardown.
+    proc, back = turns_partner(c, rounds=100)
+    turns_samples(c, "--turns with the test as partner", proc)
+    c.check(back == 5 + 2, f"--turns: {back} tokens came back, expected 7 for 5 samples")
+
+
+def test_turns_partner_gone(c: Checker) -> None:
+    # EOF on IN after three turns: carry on alone, send no more tokens.
+    proc, back = turns_partner(c, rounds=3)
+    turns_samples(c, "--turns, partner gone after 3 turns", proc)
+    c.check(back == 3, f"--turns: {back} tokens after the partner left at 3")
+    # OUT without a reader: EPIPE (not death by SIGPIPE), then alone.
+    proc, _ = turns_partner(c, rounds=1, keep_reader=False)
+    turns_samples(c, "--turns, no reader on OUT", proc)
+
+
 def test_bad_registration(binary: str) -> list[str]:
     """A binary with a duplicated name must exit 100 naming both registrations."""
     proc = subprocess.run([binary, "--list"], capture_output=True, text=True, timeout=60)
@@ -389,7 +500,8 @@ def main(argv: list[str]) -> int:
     c = Checker(os.path.abspath(paths[0]), sanitized)
     started = time.monotonic()
     tests = [test_list_and_filter, test_usage_errors, test_json_run, test_lifecycle, test_exit_status,
-             test_table, test_min_time_zero, test_cpu_pinning, test_counters, test_profile]
+             test_table, test_min_time_zero, test_cpu_pinning, test_counters, test_profile,
+             test_turns_usage, test_turns_lock_step, test_turns_protocol, test_turns_partner_gone]
     for test in tests:
         before = len(c.failures)
         test(c)
