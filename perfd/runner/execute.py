@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 from perfd.errors import HarnessError
 from perfd.model import HarnessContext, ProcessResult
 from perfd.runner.parse import parse_harness_json
-from perfd.runner.procs import Completed, run_process
+from perfd.runner.procs import Completed, run_process, run_together
 
 LIST_TIMEOUT_S = 30.0
 _ERE_SPECIAL = set(".[]{}()\\*+?^$|")
@@ -88,18 +89,13 @@ class HarnessRunner:
 
     def run_one(self, planned: PlannedProcess) -> tuple[ProcessResult, HarnessContext]:
         """Run one process of one benchmark; raise HarnessError with the cause and stderr tail."""
+        done = self._run(_harness_args(planned), planned.benchmark.timeout_s)
+        return self._result(planned, done)
+
+    def _result(self, planned: PlannedProcess, done: Completed,
+                side: str = "") -> tuple[ProcessResult, HarnessContext]:
         m = planned.benchmark
-        args = [
-            "--filter", f"^{ere_escape(m.name)}$", "--json",
-            "--warmup", str(m.warmup), "--samples", str(m.samples),
-            "--min-time", repr(m.min_time_s),
-        ]
-        if planned.cpu is not None:
-            args += ["--cpu", str(planned.cpu)]
-        if m.counters:
-            args.append("--counters")
-        done = self._run(args, m.timeout_s)
-        where = f"benchmark {m.name!r} (process {planned.repetition + 1} of {m.repetitions})"
+        where = f"benchmark {m.name!r} (process {planned.repetition + 1} of {m.repetitions}{side})"
         failure = harness_failure(done, m.timeout_s, "(per-process timeout) ")
         if failure:
             raise HarnessError(f"{where}: harness {failure}" + _tail(done))
@@ -126,6 +122,62 @@ class HarnessRunner:
             samples=matches[0],
             counters_unavailable_reason=output.context.counters_unavailable_reason,
         ), output.context
+
+
+def run_in_turns(runners: Sequence[HarnessRunner], planned: PlannedProcess, *, first: int,
+                 labels: Sequence[str]) -> list[tuple[ProcessResult, HarnessContext]]:
+    """Run one process of the same benchmark per runner, taking turns sample by sample.
+
+    The processes (pinned alike by planned.cpu) pass a token around a ring of pipes
+    (harness --turns IN,OUT): runner k's sample i runs right after runner k-1's, so
+    sample i of every side sees the same state of a noisy machine. runners[first] starts.
+    """
+    n = len(runners)
+    pipes = [os.pipe() for _ in range(n)]  # pipes[k]: runner k reads its turns from it
+    open_fds = {fd for pipe in pipes for fd in pipe}
+
+    def close_ours() -> None:  # once the children hold them: a side whose partner died reads EOF
+        while open_fds:
+            os.close(open_fds.pop())
+
+    try:
+        commands = []
+        for k, runner in enumerate(runners):
+            read_end, write_end = pipes[k][0], pipes[(k + 1) % n][1]
+            argv = [str(runner.binary), *runner.extra_args, *_harness_args(planned),
+                    "--turns", f"{read_end},{write_end}"]
+            commands.append((argv, (read_end, write_end), runner.env))
+        os.write(pipes[first][1], b"t")
+        try:
+            done = run_together(commands, timeout_s=planned.benchmark.timeout_s,
+                                on_started=close_ours)
+        except (FileNotFoundError, PermissionError) as exc:
+            raise HarnessError(f"cannot start harness {exc.filename}: {exc.strerror}") from None
+    finally:
+        close_ours()
+    results, errors = [], []
+    for runner, d, label in zip(runners, done, labels, strict=True):
+        try:
+            results.append(runner._result(planned, d, f", {label}"))
+        except HarnessError as exc:  # report every side: one that hung stalls its partner
+            errors.append(str(exc))
+    if errors:
+        raise HarnessError("\n".join(errors))
+    return results
+
+
+def _harness_args(planned: PlannedProcess) -> list[str]:
+    m = planned.benchmark
+    args = [
+        "--filter", f"^{ere_escape(m.name)}$", "--json",
+        "--warmup", str(m.warmup), "--samples", str(m.samples),
+        "--min-time", repr(m.min_time_s),
+    ]
+    if planned.cpu is not None:
+        args += ["--cpu", str(planned.cpu)]
+    if m.counters:
+        args.append("--counters")
+    return args
 
 
 def harness_failure(done: Completed, timeout_s: float, timeout_note: str = "") -> str | None:

@@ -29,7 +29,7 @@ from perfd.model import (
     stable_hash,
 )
 from perfd.runner.build import Builder, BuiltHarness
-from perfd.runner.execute import HarnessRunner, Measure, PlannedProcess, plan_rounds
+from perfd.runner.execute import HarnessRunner, Measure, PlannedProcess, plan_rounds, run_in_turns
 from perfd.runner.fingerprint import HostProbe
 from perfd.runner.git import Repository
 from perfd.runner.procs import pid_alive
@@ -147,9 +147,13 @@ class _Side:
             )
 
     def run(self, planned: PlannedProcess) -> ProcessResult:
-        process, self.context = self.runner.run_one(planned)
-        self.processes.append(process)
+        process, context = self.runner.run_one(planned)
+        self.record(process, context)
         return process
+
+    def record(self, process: ProcessResult, context: HarnessContext) -> None:
+        self.processes.append(process)
+        self.context = context
 
     def complete(self, environment: EnvFingerprint) -> RunOutcome:
         """Summarise and store the run in one transaction."""
@@ -222,11 +226,12 @@ def run_interleaved(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
                     max_pairs: int = 20) -> PairedOutcome:
     """Build both commits and run them in randomised pairs of processes on this machine.
 
-    Pair i of a benchmark runs one baseline and one current process back to back, in a
-    random order, on the same CPU, so drift and the order effect cancel in the pair's ratio.
-    After min_pairs, keep_going decides per benchmark whether more pairs are needed (up to
-    max_pairs). Both sides are stored as runs of tier "compare" whose processes carry the
-    pair index as round_index.
+    Pair i of a benchmark runs one baseline and one current process at the same time on the
+    same CPU, taking turns sample by sample (harness --turns; a random side goes first), so
+    sample j of both sides sees the same state of the machine: drift, and the slow phases of
+    a shared or virtual CPU, cancel in the pair's sample ratios. After min_pairs, keep_going
+    decides per benchmark whether more pairs are needed (up to max_pairs). Both sides are
+    stored as runs of tier "compare" whose processes carry the pair index as round_index.
     """
     if not 2 <= min_pairs <= max_pairs:
         raise ConfigError(f"pairs: need 2 <= min_pairs <= max_pairs, got {min_pairs}..{max_pairs}")
@@ -253,11 +258,13 @@ def run_interleaved(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
             rng.shuffle(active)
             for m in active:
                 cpu = m.cpus[i % len(m.cpus)] if m.cpus else None
-                order = sides if rng.random() < 0.5 else sides[::-1]
+                first = rng.randrange(2)
                 opts.progress(f"pair {i + 1}: {m.name} "
-                              f"({' then '.join(s.sha[:8] for s in order)})")
-                for side in order:
-                    side.run(PlannedProcess(m, i, i, cpu))
+                              f"(taking turns, {sides[first].sha[:8]} first)")
+                results = run_in_turns([s.runner for s in sides], PlannedProcess(m, i, i, cpu),
+                                       first=first, labels=("baseline", "current"))
+                for side, (process, context) in zip(sides, results, strict=True):
+                    side.record(process, context)
                 pairs[m.name] += 1
             if i + 1 >= min_pairs:
                 active = [m for m in active if keep_going(

@@ -8,7 +8,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,35 +73,70 @@ def run_process(
 
     Raises FileNotFoundError / PermissionError when the program cannot be started.
     """
+    return run_together([(argv, (), env)], timeout_s=timeout_s, cwd=cwd)[0]
+
+
+def run_together(
+    commands: Sequence[tuple[Sequence[str], Sequence[int], Mapping[str, str] | None]],
+    *,
+    timeout_s: float,
+    cwd: Path | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> list[Completed]:
+    """Run (argv, fds to pass, env or None) commands at once, each with its own timeout.
+
+    Each child gets only the listed inherited descriptors (besides stdio). On timeout a
+    child's process group is SIGKILLed; on any error or Ctrl-C in perfd all of them are.
+    on_started runs once all of them have started. Raises FileNotFoundError /
+    PermissionError when a program cannot be started.
+    """
     started = time.monotonic()
-    # A new session makes the child the leader of its own process group, so a hung
-    # harness and anything it forked are killed together.
-    proc = subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-        text=True,
-        errors="replace",
-    )
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for argv, fds, env in commands:
+            # A new session makes the child the leader of its own process group, so a hung
+            # harness and anything it forked are killed together.
+            procs.append(subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                pass_fds=tuple(fds),
+                text=True,
+                errors="replace",
+            ))
+        if on_started is not None:
+            on_started()
+        if len(procs) == 1:
+            return [_finish(procs[0], timeout_s, started)]
+        pool = ThreadPoolExecutor(len(procs))
+        try:
+            futures = [pool.submit(_finish, proc, timeout_s, started) for proc in procs]
+            return [f.result() for f in futures]
+        finally:
+            pool.shutdown(wait=False)  # on Ctrl-C the kills below end the waiting threads
+    except BaseException:
+        # Ctrl-C or an error in perfd: never leave a benchmark running behind us.
+        for proc in procs:
+            _kill_group(proc.pid)
+            proc.wait()
+        raise
+
+
+def _finish(proc: subprocess.Popen[str], timeout_s: float, started: float) -> Completed:
     timed_out = False
     try:
-        stdout, stderr = proc.communicate(timeout=timeout_s)
+        stdout, stderr = proc.communicate(timeout=max(0.0, started + timeout_s - time.monotonic()))
     except subprocess.TimeoutExpired:
         timed_out = True
         _kill_group(proc.pid)
         stdout, stderr = proc.communicate()
-    except BaseException:
-        # Ctrl-C or an error in perfd: never leave a benchmark running behind us.
-        _kill_group(proc.pid)
-        proc.wait()
-        raise
     return Completed(
-        argv=tuple(argv),
+        argv=tuple(proc.args),  # type: ignore[arg-type]
         returncode=proc.returncode,
         stdout=stdout,
         stderr=stderr,

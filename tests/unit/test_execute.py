@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 
 from perfd.errors import HarnessError
-from perfd.runner.execute import HarnessRunner, Measure, PlannedProcess, ere_escape, plan_rounds
+from perfd.runner.execute import (
+    HarnessRunner,
+    Measure,
+    PlannedProcess,
+    ere_escape,
+    plan_rounds,
+    run_in_turns,
+)
 from perfd.runner.procs import run_process
 
 FAKE = Path(__file__).parent.parent / "fixtures" / "fake_harness.py"
@@ -86,3 +93,30 @@ def test_signal_names(tmp_path):
     done = run_process([sys.executable, "-c", f"import os; os.kill(os.getpid(), {signal.SIGABRT})"],
                        timeout_s=10)
     assert done.describe_failure() == "was killed by SIGABRT"
+
+
+@pytest.mark.parametrize("first, order", [(0, ["0", "50"]), (1, ["50", "0"])])
+def test_a_pair_takes_turns_in_the_order_asked(tmp_path, first, order):
+    log = tmp_path / "order"
+    pair = [runner("ok", FAKE_HARNESS_ORDER_LOG=str(log), FAKE_HARNESS_OFFSET=offset)
+            for offset in ("0", "50")]
+    results = run_in_turns(pair, PlannedProcess(measure(), 2, 2, None), first=first,
+                           labels=("baseline", "current"))
+    assert log.read_text().split() == order
+    assert [r[0].samples.samples_ns[0] for r in results] == [100.0, 150.0]
+    assert all(r[0].repetition == 2 for r in results)
+
+
+def test_a_pair_whose_side_crashes_names_that_side_and_does_not_wait_for_it():
+    # the crashing side holds the first turn: its partner must get EOF and finish alone
+    pair = [runner("crash"), runner("ok")]
+    with pytest.raises(HarnessError, match=r"process 1 of 3, baseline\): harness was killed by SIGSEGV"):
+        run_in_turns(pair, PlannedProcess(measure(timeout_s=20.0), 0, 0, None), first=0,
+                     labels=("baseline", "current"))
+
+
+def test_a_hanging_side_is_killed_at_the_timeout():
+    pair = [runner("ok"), runner("hang")]
+    with pytest.raises(HarnessError, match=r"current\): harness timed out after 1 s"):
+        run_in_turns(pair, PlannedProcess(measure(timeout_s=1.0), 0, 0, None), first=1,
+                     labels=("baseline", "current"))
