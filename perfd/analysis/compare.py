@@ -7,7 +7,8 @@ see DESIGN.md "Measurement methodology"). Two entry points:
   bootstrap CI of the ratio of the medians.
 - :func:`compare_paired` - interleaved pairs run side by side: Wilcoxon signed-rank test on the
   paired log-ratios ``log(current / baseline)``, bootstrap CI of their median. Slow drift of
-  the machine cancels inside each pair.
+  the machine cancels inside each pair. Pairs whose processes took turns sample by sample
+  are first reduced to one value per side by :func:`lockstep_pair_values`.
 
 How a status is decided (``threshold_pct`` is the size of change that matters):
 
@@ -224,6 +225,43 @@ def compare_paired(
         env_changed, incomparable_on_env_change, min_change_pct, confidence_level, n_boot,
     )
     return _decide(b, c, paired=True, opts=opts, rng=rng)
+
+
+def lockstep_pair_values(
+    baseline: Sequence[Sequence[float] | np.ndarray],
+    current: Sequence[Sequence[float] | np.ndarray],
+) -> tuple[list[float], list[float]]:
+    """One (baseline, current) value per pair of processes that took turns sample by sample.
+
+    ``baseline[i]`` and ``current[i]`` are the samples of pair i's two processes; sample j of
+    each ran back to back. The baseline value is the median of its samples; the current value
+    is that times the median of the sample ratios ``current[i][j] / baseline[i][j]``. On a
+    machine with slow phases (a virtual CPU whose host is busy runs some code at half speed
+    for a fraction of a second) a phase can begin between two samples and move one median
+    but not the other; the sample ratios outvote that. Samples that cannot form a ratio
+    (a counter at 0) are left out; with none left the current value is its median.
+    Feed the result to :func:`compare_paired`. Raises ValueError for unequal shapes.
+    """
+    if len(baseline) != len(current):
+        raise ValueError(f"lockstep pairs: {len(baseline)} baseline and {len(current)} "
+                         f"current processes")
+    b_out: list[float] = []
+    c_out: list[float] = []
+    for i, (b_raw, c_raw) in enumerate(zip(baseline, current, strict=True), start=1):
+        b = np.asarray(b_raw, dtype=float)
+        c = np.asarray(c_raw, dtype=float)
+        if b.size != c.size:
+            raise ValueError(f"lockstep pair {i}: {b.size} baseline samples and {c.size} "
+                             f"current samples")
+        b_median = float(np.median(b))
+        usable = (b > 0) & (c > 0) & np.isfinite(b) & np.isfinite(c)
+        if b_median > 0 and usable.any():
+            c_value = b_median * float(np.exp(np.median(np.log(c[usable] / b[usable]))))
+        else:
+            c_value = float(np.median(c))
+        b_out.append(b_median)
+        c_out.append(c_value)
+    return b_out, c_out
 
 
 def smallest_attainable_p(n_baseline: int, n_current: int, *, paired: bool) -> float:

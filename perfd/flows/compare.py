@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perfd.analysis.compare import Comparison, compare_independent
+from perfd.analysis.compare import Comparison, compare_independent, lockstep_pair_values
 from perfd.analysis.fdr import apply_fdr, infrastructure_shift
 from perfd.analysis.sequential import next_step
 from perfd.config import SuiteConfig
@@ -41,13 +41,16 @@ class CompareOptions:
     profiler: str = "auto"
 
 
-def _medians(processes: Sequence[ProcessResult], metric: str) -> list[float]:
-    out = []
-    for p in sorted(processes, key=lambda p: p.repetition):
-        values = p.samples.metric_values(metric)
-        if values is not None:
-            out.append(float(np.median(values)))
-    return out
+def _pair_values(base: Sequence[ProcessResult], cur: Sequence[ProcessResult],
+                 metric: str) -> tuple[list[float], list[float]]:
+    """One value per side per pair (the pair index is the processes' repetition)."""
+    sides = []
+    for processes in (base, cur):
+        ordered = sorted(processes, key=lambda p: p.repetition)
+        sides.append([v for p in ordered if (v := p.samples.metric_values(metric)) is not None])
+    if not sides[0] or len(sides[0]) != len(sides[1]):
+        return [], []  # metric not measured on this machine (e.g. counters without a PMU)
+    return lockstep_pair_values(sides[0], sides[1])
 
 
 def compare_commits(suite: SuiteConfig, baseline_rev: str, current_rev: str, store: ResultStore,
@@ -71,7 +74,7 @@ def compare_commits(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
 
         def keep_going(bench: str, base: Sequence[ProcessResult], cur: Sequence[ProcessResult]) -> bool:
             primary = suite.settings_for(bench).metrics[0]
-            step = next_step(_medians(base, primary.name), _medians(cur, primary.name),
+            step = next_step(*_pair_values(base, cur, primary.name),
                              direction=primary.direction, threshold_pct=threshold(bench),
                              alpha=opts.alpha, min_pairs=opts.min_pairs, max_pairs=opts.max_pairs,
                              rng=np.random.default_rng(opts.seed))
@@ -82,12 +85,12 @@ def compare_commits(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
         base_run, cur_run = outcome.baseline.run_id, outcome.current.run_id
         for bench in suite.benchmarks:
             for metric in suite.settings_for(bench.name).metrics:
-                base = _medians([p for p in outcome.baseline.result.processes
-                                 if p.benchmark == bench.name], metric.name)
-                cur = _medians([p for p in outcome.current.result.processes
-                                if p.benchmark == bench.name], metric.name)
-                if not base or len(base) != len(cur):
-                    continue  # metric not measured on this machine (e.g. counters without a PMU)
+                base, cur = _pair_values(
+                    [p for p in outcome.baseline.result.processes if p.benchmark == bench.name],
+                    [p for p in outcome.current.result.processes if p.benchmark == bench.name],
+                    metric.name)
+                if not base:
+                    continue
                 step = next_step(base, cur, direction=metric.direction,
                                  threshold_pct=threshold(bench.name), alpha=opts.alpha,
                                  min_pairs=opts.min_pairs, max_pairs=opts.max_pairs, rng=rng)

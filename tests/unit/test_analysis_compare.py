@@ -10,6 +10,7 @@ from perfd.analysis.compare import (
     Status,
     compare_independent,
     compare_paired,
+    lockstep_pair_values,
     smallest_attainable_p,
 )
 from perfd.model import Direction
@@ -309,3 +310,48 @@ def test_paired_hodges_lehmann_uses_walsh_averages():
     c = compare_paired(baseline, current, direction=LOWER, max_baseline_cv=0.5)
     # differences 1..5 and 30: the median (11th) of the 21 Walsh averages is 3.5
     assert c.hodges_lehmann_pct == pytest.approx(3.5)
+
+
+# ---- pairs of processes that took turns sample by sample -----------------------------------
+
+
+def test_lockstep_pair_values_follow_the_sample_ratios_not_the_medians():
+    # A slow phase (x2) began between baseline sample 3 and current sample 3: the baseline's
+    # median is a fast sample, the current's a slow one. The ratio of the medians says +120%,
+    # the sample-by-sample ratios say +10%.
+    base = [[100, 100, 100, 200, 200]]
+    cur = [[110, 110, 220, 220, 220]]
+    b, c = lockstep_pair_values(base, cur)
+    assert b == [100.0] and c == pytest.approx([110.0])
+
+
+def test_lockstep_pair_values_one_value_per_pair_and_sizes_must_match():
+    b, c = lockstep_pair_values([[10, 10], [20, 20]], [[11, 11], [18, 18]])
+    assert b == [10.0, 20.0] and c == pytest.approx([11.0, 18.0])
+    with pytest.raises(ValueError, match="pairs"):
+        lockstep_pair_values([[1.0]], [[1.0], [2.0]])
+    with pytest.raises(ValueError, match="pair 1: 2 baseline samples and 3 current"):
+        lockstep_pair_values([[1.0, 1.0]], [[1.0, 1.0, 1.0]])
+
+
+def test_lockstep_pair_values_skip_samples_that_cannot_form_a_ratio():
+    # counter metrics can be 0 per op (no cache misses at all in a sample)
+    b, c = lockstep_pair_values([[0.0, 2.0, 2.0]], [[0.0, 3.0, 3.0]])
+    assert c[0] / b[0] == pytest.approx(1.5)
+    b, c = lockstep_pair_values([[0.0, 0.0]], [[0.0, 0.0]])
+    assert b == [0.0] and c == [0.0]
+
+
+def test_lockstep_pairs_decide_a_10pct_slowdown_that_medians_of_phased_processes_miss():
+    rng = np.random.default_rng(7)
+    base, cur = [], []
+    for _ in range(10):
+        # a slow phase (x2) covers a random stretch of each pair, both sides alike
+        phase = np.where(np.arange(30) >= rng.integers(5, 25), 2.0, 1.0)
+        noise = rng.normal(1, 0.005, size=(2, 30))
+        base.append(100 * phase * noise[0])
+        cur.append(110 * phase * noise[1])
+    b, c = lockstep_pair_values(base, cur)
+    verdict = compare_paired(b, c, direction=LOWER, threshold_pct=5, rng=rng)
+    assert verdict.status is Status.REGRESSED
+    assert verdict.change_pct == pytest.approx(10, abs=0.5)
