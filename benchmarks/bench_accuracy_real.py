@@ -6,8 +6,9 @@ MINILIB_SLOW_COMPUTE_PCT), memory (memory/chase, MINILIB_SLOW_MEMORY_PCT) and re
 separately built knob-0 binary (the identical-builds case) and one candidate binary per knob
 level, then runs trials on this machine:
 
-- interleaved: pair i runs one baseline and one candidate process back to back in a random
-  order, on the same CPU; each process is summarised by the median of its samples; after
+- interleaved: pair i runs one baseline and one candidate process at the same time on the same
+  CPU, taking turns sample by sample (harness --turns; a random side goes first); the pair is
+  reduced by perfd.analysis.compare.lockstep_pair_values (the median of its sample ratios); after
   ``--min-pairs`` pairs perfd's own stopping rule (perfd.analysis.sequential.next_step)
   decides after every pair whether to stop, up to a cap of ``--max-pairs`` pairs (20) for
   knob 0 and knobs >= 1%, and ``--max-pairs-small`` (60) for knobs between 0 and 1%. The
@@ -27,7 +28,7 @@ stopped (and --trials can be raised later); a change to the C sources starts a n
 unless --state names the old one. Builds are cached there too. Progress goes to
 stderr; the Markdown report to stdout.
 
-    .venv/bin/python benchmarks/bench_accuracy_real.py                  # defaults, ~30-40 min
+    .venv/bin/python benchmarks/bench_accuracy_real.py                  # defaults, ~60-70 min
     .venv/bin/python benchmarks/bench_accuracy_real.py --trials 2 --kernels compute
     .venv/bin/python benchmarks/bench_accuracy_real.py --report-only    # tables from the state
 """
@@ -58,11 +59,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from perfd.analysis.compare import Comparison, Status, compare_independent  # noqa: E402
+from perfd.analysis.compare import (  # noqa: E402
+    Comparison,
+    Status,
+    compare_independent,
+    lockstep_pair_values,
+)
 from perfd.analysis.sequential import next_step  # noqa: E402
 from perfd.errors import HarnessError  # noqa: E402
 from perfd.model import Direction  # noqa: E402
-from perfd.runner.execute import HarnessRunner, Measure, PlannedProcess  # noqa: E402
+from perfd.runner.execute import HarnessRunner, Measure, PlannedProcess, run_in_turns  # noqa: E402
 
 MINILIB = ROOT / "examples" / "minilib"
 HARNESS = ROOT / "harness"
@@ -77,7 +83,7 @@ KERNELS: dict[str, tuple[str, str]] = {
 MODES = ("interleaved", "sequential")
 PROCESS_TIMEOUT_S = 60.0
 PROCESS_RETRIES = 2
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: interleaved pairs take turns sample by sample
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,6 +208,21 @@ def candidate_variant(kernel: str, level: float) -> str:
 # Running
 
 
+def lockstep_pair(base: HarnessRunner, cand: HarnessRunner, planned: PlannedProcess, first: int,
+                  log: Any) -> tuple[list[float], list[float]]:
+    """The samples of one pair run in turns, as perfd compare runs them."""
+    for attempt in range(PROCESS_RETRIES + 1):
+        try:
+            (b, _), (c, _) = run_in_turns([base, cand], planned, first=first,
+                                          labels=("baseline", "candidate"))
+            return list(b.samples.samples_ns), list(c.samples.samples_ns)
+        except HarnessError as exc:
+            if attempt == PROCESS_RETRIES:
+                raise
+            log(f"  harness failed ({exc}); retrying")
+    raise AssertionError("unreachable")
+
+
 def process_median(runner: HarnessRunner, planned: PlannedProcess, log: Any) -> float:
     for attempt in range(PROCESS_RETRIES + 1):
         try:
@@ -231,17 +252,16 @@ def run_interleaved_trial(base: HarnessRunner, cand: HarnessRunner, benchmark: s
     cap = s.cap(level)
     measure = measure_for(benchmark, s, cap)
     order_rng = random.Random(seed)
-    b: list[float] = []
-    c: list[float] = []
+    base_samples: list[list[float]] = []
+    cand_samples: list[list[float]] = []
     step = None
     for i in range(cap):
-        planned = PlannedProcess(measure, i, i, s.cpu)
-        sides = [(base, b), (cand, c)]
-        if order_rng.random() < 0.5:
-            sides.reverse()
-        for runner, values in sides:
-            values.append(process_median(runner, planned, log))
+        bs, cs = lockstep_pair(base, cand, PlannedProcess(measure, i, i, s.cpu),
+                               order_rng.randrange(2), log)
+        base_samples.append(bs)
+        cand_samples.append(cs)
         if i + 1 >= s.min_pairs:
+            b, c = lockstep_pair_values(base_samples, cand_samples)
             # As perfd compare's keep_going: a fresh bootstrap generator for each decision.
             step = next_step(b, c, direction=Direction.LOWER, threshold_pct=s.threshold_pct,
                              alpha=s.alpha, min_pairs=s.min_pairs, max_pairs=cap,
@@ -494,7 +514,9 @@ def report(args: argparse.Namespace, s: Settings, kernels: Sequence[str],
                                          else ""),
         f"- settings: {args.trials} trials per cell; each process: warmup {s.warmup}, "
         f"{s.samples} samples, min-time {s.min_time_s:g} s per sample, pinned to CPU "
-        f"{s.cpu if s.cpu is not None else '(none)'}, summarised by the median of its samples; "
+        f"{s.cpu if s.cpu is not None else '(none)'}; an interleaved pair's two processes take "
+        f"turns sample by sample and are summarised by their median sample ratio, a sequential "
+        f"process by the median of its samples; "
         f"threshold {s.threshold_pct:g}%, alpha {s.alpha:g} (interleaved: split over the looks, "
         f"Bonferroni); seed {s.seed}",
         f"- identical builds: two separate builds of knob 0 ({identical_text(state_path)})",
@@ -578,9 +600,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="knob levels in percent (default 0,0.5,1,2,5)")
     parser.add_argument("--modes", default="interleaved,sequential",
                         help="comma-separated: interleaved, sequential (default: both)")
-    parser.add_argument("--samples", type=int, default=5, help="samples per process (default 5)")
-    parser.add_argument("--min-time", type=float, default=0.004,
-                        help="minimum seconds per sample (default 0.004)")
+    parser.add_argument("--samples", type=int, default=20, help="samples per process (default 20)")
+    parser.add_argument("--min-time", type=float, default=0.005,
+                        help="minimum seconds per sample (default 0.005)")
     parser.add_argument("--warmup", type=int, default=1, help="warmup samples (default 1)")
     parser.add_argument("--cpu", type=int, default=1 if ncpu > 1 else 0,
                         help="CPU to pin every process to (default 1 on a 2+ CPU machine); "
