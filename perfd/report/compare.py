@@ -128,7 +128,8 @@ def _p(c: Comparison) -> str:
 
 def _method(report: CompareReport) -> str:
     if report.mode == "interleaved":
-        test = "interleaved A/B in randomised pairs of processes, Wilcoxon signed-rank on paired log-ratios"
+        test = ("interleaved A/B, pairs of processes taking turns sample by sample on one CPU, "
+                "Wilcoxon signed-rank on the pairs' log-ratios")
     else:
         test = "stored runs (independent samples), Mann-Whitney U on process medians"
     return f"{test}; Benjamini-Hochberg FDR q={report.fdr_q:g}"

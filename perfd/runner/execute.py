@@ -70,10 +70,12 @@ class HarnessRunner:
         self.extra_args = tuple(extra_args)
         self.env = env
 
+    def argv(self, args: Sequence[str]) -> list[str]:
+        return [str(self.binary), *self.extra_args, *args]
+
     def _run(self, args: Sequence[str], timeout_s: float) -> Completed:
-        argv = [str(self.binary), *self.extra_args, *args]
         try:
-            return run_process(argv, timeout_s=timeout_s, env=self.env)
+            return run_process(self.argv(args), timeout_s=timeout_s, env=self.env)
         except (FileNotFoundError, PermissionError) as exc:
             raise HarnessError(f"cannot start harness {self.binary}: {exc.strerror}") from None
 
@@ -144,8 +146,7 @@ def run_in_turns(runners: Sequence[HarnessRunner], planned: PlannedProcess, *, f
         commands = []
         for k, runner in enumerate(runners):
             read_end, write_end = pipes[k][0], pipes[(k + 1) % n][1]
-            argv = [str(runner.binary), *runner.extra_args, *_harness_args(planned),
-                    "--turns", f"{read_end},{write_end}"]
+            argv = runner.argv([*_harness_args(planned), "--turns", f"{read_end},{write_end}"])
             commands.append((argv, (read_end, write_end), runner.env))
         os.write(pipes[first][1], b"t")
         try:
