@@ -3,7 +3,8 @@
 # Idempotent: installs only what is missing.
 set -euo pipefail
 need=()
-for pair in git:git gcc:gcc make:make cmake:cmake perf:linux-perf valgrind:valgrind node:nodejs; do
+for pair in git:git gcc:gcc make:make cmake:cmake perf:linux-perf valgrind:valgrind node:nodejs \
+            chromium:chromium chromedriver:chromium-driver; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
