@@ -482,6 +482,23 @@ def load_table(kernels: Sequence[str], modes: Sequence[str],
     return out
 
 
+def trials_text(recs: dict[str, dict[str, Any]]) -> str:
+    """How many trials each mode's cells hold, e.g. "interleaved 20 (knob 0: 100), sequential 10"."""
+    parts = []
+    for mode in MODES:
+        counts: dict[tuple[str, str], int] = {}
+        for r in recs.values():
+            if r["mode"] == mode:
+                cell = (r["kernel"], r["level"])
+                counts[cell] = counts.get(cell, 0) + 1
+        if not counts:
+            continue
+        usual = statistics.mode(counts.values())
+        odd = ", ".join(sorted({f"knob {lv}: {n}" for (_, lv), n in counts.items() if n != usual}))
+        parts.append(f"{mode} {usual}" + (f" ({odd})" if odd else ""))
+    return ", ".join(parts) or "none"
+
+
 def report(args: argparse.Namespace, s: Settings, kernels: Sequence[str],
            levels: Sequence[float], modes: Sequence[str], recs: dict[str, dict[str, Any]],
            sessions: Sequence[dict[str, Any]], state_path: Path) -> str:
@@ -512,7 +529,7 @@ def report(args: argparse.Namespace, s: Settings, kernels: Sequence[str],
            if loads else "n/a"),
         f"- command: `{run_command}`" + (f" (this report: `{command}`)" if command != run_command
                                          else ""),
-        f"- settings: {args.trials} trials per cell; each process: warmup {s.warmup}, "
+        f"- settings: trials per cell: {trials_text(recs)}; each process: warmup {s.warmup}, "
         f"{s.samples} samples, min-time {s.min_time_s:g} s per sample, pinned to CPU "
         f"{s.cpu if s.cpu is not None else '(none)'}; an interleaved pair's two processes take "
         f"turns sample by sample and are summarised by their median sample ratio, a sequential "
