@@ -112,10 +112,11 @@ def run_together(
         if on_started is not None:
             on_started()
         if len(procs) == 1:
-            return [_finish(procs[0], timeout_s, started)]
+            return [_finish(procs[0], commands[0][0], timeout_s, started)]
         pool = ThreadPoolExecutor(len(procs))
         try:
-            futures = [pool.submit(_finish, proc, timeout_s, started) for proc in procs]
+            futures = [pool.submit(_finish, proc, argv, timeout_s, started)
+                       for proc, (argv, _, _) in zip(procs, commands, strict=True)]
             return [f.result() for f in futures]
         finally:
             pool.shutdown(wait=False)  # on Ctrl-C the kills below end the waiting threads
@@ -127,7 +128,8 @@ def run_together(
         raise
 
 
-def _finish(proc: subprocess.Popen[str], timeout_s: float, started: float) -> Completed:
+def _finish(proc: subprocess.Popen[str], argv: Sequence[str], timeout_s: float,
+            started: float) -> Completed:
     timed_out = False
     try:
         stdout, stderr = proc.communicate(timeout=max(0.0, started + timeout_s - time.monotonic()))
@@ -136,7 +138,7 @@ def _finish(proc: subprocess.Popen[str], timeout_s: float, started: float) -> Co
         _kill_group(proc.pid)
         stdout, stderr = proc.communicate()
     return Completed(
-        argv=tuple(proc.args),  # type: ignore[arg-type]
+        argv=tuple(argv),
         returncode=proc.returncode,
         stdout=stdout,
         stderr=stderr,
