@@ -25,7 +25,7 @@ echo "== perfd runs list"
 perfd runs list --limit 5
 echo
 echo "== perfd compare --suite example --baseline ${base:0:12} --current ${slow:0:12} --interleave"
-echo "   (both builds run now in randomised pairs of processes on this machine)"
+echo "   (both builds run now, in pairs of processes taking turns sample by sample on one CPU)"
 set +e
 perfd -q compare --suite example --baseline "$base" --current "$slow" --interleave \
   --output perfd-out/compare.txt
