@@ -48,11 +48,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -83,6 +83,7 @@ KERNELS: dict[str, tuple[str, str]] = {
 MODES = ("interleaved", "sequential")
 PROCESS_TIMEOUT_S = 60.0
 PROCESS_RETRIES = 2
+T = TypeVar("T")
 FORMAT_VERSION = 2  # 2: interleaved pairs take turns sample by sample
 
 
@@ -208,31 +209,27 @@ def candidate_variant(kernel: str, level: float) -> str:
 # Running
 
 
+def with_retries(run: Callable[[], T], log: Any) -> T:
+    """run(), retried up to PROCESS_RETRIES times when the harness fails."""
+    for attempt in range(PROCESS_RETRIES):
+        try:
+            return run()
+        except HarnessError as exc:
+            log(f"  harness failed ({exc}); retrying (attempt {attempt + 2})")
+    return run()
+
+
 def lockstep_pair(base: HarnessRunner, cand: HarnessRunner, planned: PlannedProcess, first: int,
                   log: Any) -> tuple[list[float], list[float]]:
     """The samples of one pair run in turns, as perfd compare runs them."""
-    for attempt in range(PROCESS_RETRIES + 1):
-        try:
-            (b, _), (c, _) = run_in_turns([base, cand], planned, first=first,
-                                          labels=("baseline", "candidate"))
-            return list(b.samples.samples_ns), list(c.samples.samples_ns)
-        except HarnessError as exc:
-            if attempt == PROCESS_RETRIES:
-                raise
-            log(f"  harness failed ({exc}); retrying")
-    raise AssertionError("unreachable")
+    (b, _), (c, _) = with_retries(lambda: run_in_turns(
+        [base, cand], planned, first=first, labels=("baseline", "candidate")), log)
+    return list(b.samples.samples_ns), list(c.samples.samples_ns)
 
 
 def process_median(runner: HarnessRunner, planned: PlannedProcess, log: Any) -> float:
-    for attempt in range(PROCESS_RETRIES + 1):
-        try:
-            result, _ctx = runner.run_one(planned)
-            return float(np.median(result.samples.samples_ns))
-        except HarnessError as exc:
-            if attempt == PROCESS_RETRIES:
-                raise
-            log(f"  harness failed ({exc}); retrying")
-    raise AssertionError("unreachable")
+    result, _ctx = with_retries(lambda: runner.run_one(planned), log)
+    return float(np.median(result.samples.samples_ns))
 
 
 def measure_for(benchmark: str, s: Settings, processes: int) -> Measure:
