@@ -28,7 +28,7 @@ stopped (and --trials can be raised later); a change to the C sources starts a n
 unless --state names the old one. Builds are cached there too. Progress goes to
 stderr; the Markdown report to stdout.
 
-    .venv/bin/python benchmarks/bench_accuracy_real.py                  # defaults, ~60-70 min
+    .venv/bin/python benchmarks/bench_accuracy_real.py                  # defaults, ~2.5 h
     .venv/bin/python benchmarks/bench_accuracy_real.py --trials 2 --kernels compute
     .venv/bin/python benchmarks/bench_accuracy_real.py --report-only    # tables from the state
 """
@@ -614,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="knob levels in percent (default 0,0.5,1,2,5)")
     parser.add_argument("--modes", default="interleaved,sequential",
                         help="comma-separated: interleaved, sequential (default: both)")
-    parser.add_argument("--samples", type=int, default=20, help="samples per process (default 20)")
+    parser.add_argument("--samples", type=int, default=40, help="samples per process (default 40)")
     parser.add_argument("--min-time", type=float, default=0.005,
                         help="minimum seconds per sample (default 0.005)")
     parser.add_argument("--warmup", type=int, default=1, help="warmup samples (default 1)")
@@ -623,7 +623,9 @@ def main(argv: list[str] | None = None) -> int:
                              "-1 for no pinning")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threshold-pct", type=float, default=0.25)
-    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--alpha", type=float, default=0.02,
+                        help="significance level, two-sided, split over the looks (default 0.02: "
+                             "at most 1%% false REGRESSED, the issue's target)")
     parser.add_argument("--min-pairs", type=int, default=5)
     parser.add_argument("--max-pairs", type=int, default=20,
                         help="cap of pairs for knob 0 and knobs >= 1%% (default 20)")
