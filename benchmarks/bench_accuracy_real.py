@@ -48,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -483,11 +484,7 @@ def trials_text(recs: dict[str, dict[str, Any]]) -> str:
     """How many trials each mode's cells hold, e.g. "interleaved 20 (knob 0: 100), sequential 10"."""
     parts = []
     for mode in MODES:
-        counts: dict[tuple[str, str], int] = {}
-        for r in recs.values():
-            if r["mode"] == mode:
-                cell = (r["kernel"], r["level"])
-                counts[cell] = counts.get(cell, 0) + 1
+        counts = Counter((r["kernel"], r["level"]) for r in recs.values() if r["mode"] == mode)
         if not counts:
             continue
         usual = statistics.mode(counts.values())
