@@ -12,6 +12,7 @@ Exit codes (also in ``perfd --help`` and the README):
     4   build failed (a build step failed, timed out or its tool is missing)
     5   benchmark run failed (harness crashed, hung, printed garbage or an unknown format)
     6   storage error (database locked, unwritable, or at an unknown schema version)
+    7   machine busy (another perfd process is benchmarking on this machine; --no-wait)
     70  internal error (a bug in perfd: please report it)
     130 interrupted (Ctrl-C / SIGINT)
 """
@@ -25,6 +26,7 @@ EXIT_REPOSITORY = 3
 EXIT_BUILD = 4
 EXIT_RUN = 5
 EXIT_STORAGE = 6
+EXIT_BUSY = 7
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -60,6 +62,15 @@ class UsageError(PerfdError):
     exit_code = EXIT_CONFIG
 
 
+class NotFoundError(UsageError):
+    """A run, alert, job or other stored object that does not exist (HTTP 404; exit 2)."""
+
+
+class ConflictError(UsageError):
+    """A request that contradicts the stored state, e.g. a second active alert on a series or
+    a lifecycle move from a closed state (HTTP 409; exit 2)."""
+
+
 class RepositoryError(PerfdError):
     """The repository or commit cannot be used."""
 
@@ -88,3 +99,9 @@ class EvidenceError(PerfdError):
     """Evidence could not be collected (profiler missing or not permitted, empty profile)."""
 
     exit_code = EXIT_RUN
+
+
+class MachineBusyError(PerfdError):
+    """Another perfd process holds the machine lock and the caller asked not to wait."""
+
+    exit_code = EXIT_BUSY
