@@ -1,6 +1,13 @@
-"""SQL storage of benchmark runs and alerts: tables, migrations and the ResultStore API."""
+"""SQL storage of benchmark runs and alerts: tables, migrations and the ResultStore API.
 
-from perfd.store.alerts import (
+Modules, one concern each: ``engine`` (URLs, SQLite settings, transactions, read
+snapshots, error mapping), ``tables`` and ``migrations`` (the schema and its versions),
+``runs``, ``series`` and ``alerts`` (SQL of their concern, functions of a Connection),
+``reader`` (reads through one snapshot) and ``store`` (the ResultStore facade). The values
+they return are defined in ``perfd.records`` and re-exported here.
+"""
+
+from perfd.records import (
     ACTIVE_STATES,
     ALERT_KINDS,
     ALERT_STATES,
@@ -9,18 +16,16 @@ from perfd.store.alerts import (
     Alert,
     AlertDraft,
     AlertEvent,
-)
-from perfd.store.migrations import SCHEMA_VERSION, current_version, upgrade
-from perfd.store.series import SeriesKey, SeriesPoint
-from perfd.store.store import (
-    DEFAULT_BUSY_TIMEOUT_MS,
     ProcessInfo,
-    ResultStore,
     RunDetail,
     RunInfo,
-    make_engine,
-    mask_url,
+    SeriesKey,
+    SeriesPoint,
 )
+from perfd.store.engine import DEFAULT_BUSY_TIMEOUT_MS, make_engine, mask_url
+from perfd.store.migrations import SCHEMA_VERSION, current_version, upgrade
+from perfd.store.reader import Reader
+from perfd.store.store import ResultStore
 
 __all__ = [
     "ACTIVE_STATES",
@@ -34,6 +39,7 @@ __all__ = [
     "AlertDraft",
     "AlertEvent",
     "ProcessInfo",
+    "Reader",
     "ResultStore",
     "RunDetail",
     "RunInfo",

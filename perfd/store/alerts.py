@@ -11,29 +11,33 @@ At most one alert per series is active (OPEN or ACKNOWLEDGED); later runs that s
 the regression update it (``runs_seen``) instead of opening another.
 
 Functions here take a ``Connection`` inside the caller's transaction and the time to
-write; ``ResultStore`` wraps them with its error handling and clock.
+write; ``ResultStore`` and ``Reader`` wrap them with their error handling and clock. An
+alert or run id that does not exist is a ``NotFoundError``; a change the stored state does
+not allow (a second active alert, a move the lifecycle forbids) a ``ConflictError``; other
+bad arguments a ``UsageError``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, insert, select, update
 
-from perfd.errors import UsageError
+from perfd.errors import ConflictError, NotFoundError, UsageError
+from perfd.records import (
+    ACTIVE_STATES,
+    ALERT_STATES,
+    TERMINAL_STATES,
+    Alert,
+    AlertDraft,
+    AlertEvent,
+    SeriesKey,
+    check_measure,
+    check_sha,
+)
 from perfd.store import tables as t
-from perfd.store.series import SeriesKey
-
-ALERT_KINDS = ("code", "infrastructure")
-ALERT_STATES = ("OPEN", "ACKNOWLEDGED", "RESOLVED", "FALSE_POSITIVE", "INVALID", "DOWNSTREAM")
-ACTIVE_STATES = ("OPEN", "ACKNOWLEDGED")
-TERMINAL_STATES = ("RESOLVED", "FALSE_POSITIVE", "INVALID", "DOWNSTREAM")
-CONFIDENCES = ("HIGH", "MEDIUM", "LOW")
 
 # Where each active state may go. Terminal states go nowhere.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -43,115 +47,16 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 # Closing an alert as not-a-regression must say why, or nobody can review it later.
 REASON_REQUIRED = ("FALSE_POSITIVE", "INVALID", "DOWNSTREAM")
 
-_SHA = re.compile(r"[0-9a-f]{40}")
-
-
-def _check_sha(value: str, what: str) -> None:
-    if not isinstance(value, str) or not _SHA.fullmatch(value):
-        raise ValueError(f"{what}: must be 40 lowercase hex digits, got {value!r}")
-
-
-def _check_measure(
-    owner: str, change_pct: float, confidence: str, p_value: float | None
-) -> None:
-    if not math.isfinite(change_pct):
-        raise ValueError(f"{owner}.change_pct: must be finite, got {change_pct!r}")
-    if confidence not in CONFIDENCES:
-        raise ValueError(
-            f"{owner}.confidence: must be one of {', '.join(CONFIDENCES)}, got {confidence!r}"
-        )
-    if p_value is not None and not 0.0 <= p_value <= 1.0:
-        raise ValueError(f"{owner}.p_value: must be within [0, 1] or None, got {p_value!r}")
-
-
-# ----------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True, slots=True)
-class AlertDraft:
-    """What the detector knows when it opens an alert. ``change_pct`` is signed, in percent
-    of the baseline (+12.5 = 12.5 % higher); an infrastructure alert has no benchmark."""
-
-    kind: str
-    series: SeriesKey
-    baseline_commit: str
-    first_bad_commit: str
-    baseline_run_id: int | None
-    last_run_id: int | None
-    change_pct: float
-    confidence: str
-    p_value: float | None
-    reason: str
-
-    def __post_init__(self) -> None:
-        if self.kind not in ALERT_KINDS:
-            raise ValueError(
-                f"AlertDraft.kind: must be one of {', '.join(ALERT_KINDS)}, got {self.kind!r}"
-            )
-        if self.kind == "code" and not self.series.benchmark:
-            raise ValueError("AlertDraft.series.benchmark: a code alert needs a benchmark")
-        if self.kind == "infrastructure" and self.series.benchmark:
-            raise ValueError(
-                "AlertDraft.series.benchmark: an infrastructure alert is machine-wide, "
-                f"got benchmark {self.series.benchmark!r}"
-            )
-        _check_sha(self.baseline_commit, "AlertDraft.baseline_commit")
-        _check_sha(self.first_bad_commit, "AlertDraft.first_bad_commit")
-        _check_measure("AlertDraft", self.change_pct, self.confidence, self.p_value)
-        if not self.reason.strip():
-            raise ValueError("AlertDraft.reason: must say why the alert opens")
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """One stored alert. ``last_commit`` / ``last_run_id`` are the latest evaluated run that
-    still showed the change, ``runs_seen`` how many evaluated runs did."""
-
-    id: int
-    created_at: datetime
-    updated_at: datetime
-    kind: str
-    state: str
-    series: SeriesKey
-    baseline_commit: str
-    first_bad_commit: str
-    last_commit: str
-    baseline_run_id: int | None
-    last_run_id: int | None
-    change_pct: float
-    confidence: str
-    p_value: float | None
-    reason: str
-    runs_seen: int
-    parent_alert_id: int | None
-    evidence_path: str | None
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-
-@dataclass(frozen=True, slots=True)
-class AlertEvent:
-    """One step of an alert's lifecycle; ``from_state`` is None for its creation."""
-
-    at: datetime
-    actor: str
-    from_state: str | None
-    to_state: str
-    reason: str
-
-
 # ----------------------------------------------------------------------------- writing
 
 
 def insert_alert(conn: Connection, draft: AlertDraft, *, actor: str, now: datetime) -> int:
-    """Insert an OPEN alert and its creation event; returns its id. Raises UsageError when
-    the series already has an active alert or a run id does not exist."""
+    """Insert an OPEN alert and its creation event; returns its id. Raises ConflictError when
+    the series already has an active alert, NotFoundError for an unknown run id."""
     _check_actor(actor)
     existing = find_active(conn, draft.series)
     if existing is not None:
-        raise UsageError(
+        raise ConflictError(
             f"series {draft.series} already has active alert {existing.id} "
             f"({existing.state}): update that one instead of opening another"
         )
@@ -201,9 +106,9 @@ def update_active(
     reason: str,
 ) -> None:
     """Record one more evaluated run that shows an active alert's change. Raises
-    UsageError for an unknown or closed alert or an unknown run."""
-    _check_sha(last_commit, "update_alert.last_commit")
-    _check_measure("update_alert", change_pct, confidence, p_value)
+    NotFoundError for an unknown alert or run, ConflictError for a closed alert."""
+    check_sha(last_commit, "update_alert.last_commit")
+    check_measure("update_alert", change_pct, confidence, p_value)
     if not reason.strip():
         raise ValueError("update_alert.reason: must say why the alert still holds")
     current = _lock(conn, alert_id)
@@ -238,7 +143,8 @@ def apply_transition(
     now: datetime,
 ) -> Alert:
     """Move an alert to ``to_state`` and record the event; returns the changed alert.
-    Raises UsageError for a move the lifecycle does not allow."""
+    Raises NotFoundError, ConflictError for a move the lifecycle does not allow, UsageError
+    for bad arguments."""
     _check_actor(actor)
     if to_state not in ALERT_STATES:
         raise UsageError(
@@ -250,7 +156,7 @@ def apply_transition(
     if not allowed:
         raise _closed(alert_id, from_state)
     if to_state not in allowed:
-        raise UsageError(
+        raise ConflictError(
             f"alert {alert_id} is {from_state}: it can move to {', '.join(allowed)}, "
             f"not {to_state}"
         )
@@ -272,7 +178,8 @@ def apply_transition(
 
 
 def set_evidence(conn: Connection, alert_id: int, path: str, *, now: datetime) -> None:
-    """Link an evidence directory to an alert (in any state). Raises UsageError."""
+    """Link an evidence directory to an alert (in any state). Raises NotFoundError,
+    UsageError for an empty path."""
     if not path:
         raise UsageError(f"evidence path of alert {alert_id} must not be empty")
     _lock(conn, alert_id)
@@ -307,15 +214,38 @@ def find_active(conn: Connection, series: SeriesKey) -> Alert | None:
     return None if row is None else _alert(row)
 
 
+def query_active(
+    conn: Connection, *, suite: str | None, machine_id: str | None
+) -> dict[SeriesKey, Alert]:
+    """The active alert of every series that has one (the newest, should there ever be two),
+    optionally of one suite and machine."""
+    alerts = t.alerts
+    # Oldest first, so a newer alert of the same series replaces an older one below.
+    query = select(alerts).where(alerts.c.state.in_(ACTIVE_STATES)).order_by(alerts.c.id)
+    if suite is not None:
+        query = query.where(alerts.c.suite == suite)
+    if machine_id is not None:
+        query = query.where(alerts.c.machine_id == machine_id)
+    active: dict[SeriesKey, Alert] = {}
+    for row in conn.execute(query).mappings():
+        alert = _alert(row)
+        active[alert.series] = alert
+    return active
+
+
 def query_alerts(
     conn: Connection,
     *,
-    states: Sequence[str] | None,
+    state: str | Sequence[str] | None,
     suite: str | None,
     machine_id: str | None,
     limit: int,
 ) -> list[Alert]:
-    """Alerts newest first, filtered."""
+    """Alerts newest first, filtered by state(s), suite and machine. Raises UsageError for
+    bad filters."""
+    if limit < 1:
+        raise UsageError(f"limit must be >= 1, got {limit}")
+    states = parse_states(state)
     alerts = t.alerts
     query = select(alerts).order_by(alerts.c.created_at.desc(), alerts.c.id.desc())
     if states is not None:
@@ -328,10 +258,10 @@ def query_alerts(
 
 
 def read_alert(conn: Connection, alert_id: int) -> tuple[Alert, list[AlertEvent]]:
-    """An alert and its events, oldest first. Raises UsageError for an unknown id."""
+    """An alert and its events, oldest first. Raises NotFoundError for an unknown id."""
     row = conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id)).mappings().one_or_none()
     if row is None:
-        raise UsageError(f"no alert with id {alert_id}")
+        raise NotFoundError(f"no alert with id {alert_id}")
     events = t.alert_events
     rows = conn.execute(
         select(events.c.at, events.c.actor, events.c.from_state, events.c.to_state,
@@ -359,8 +289,8 @@ def parse_states(state: str | Sequence[str] | None) -> tuple[str, ...] | None:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _closed(alert_id: int, state: str) -> UsageError:
-    return UsageError(f"alert {alert_id} is {state}: a new regression opens a new alert")
+def _closed(alert_id: int, state: str) -> ConflictError:
+    return ConflictError(f"alert {alert_id} is {state}: a new regression opens a new alert")
 
 
 def _check_actor(actor: str) -> None:
@@ -369,14 +299,14 @@ def _check_actor(actor: str) -> None:
 
 
 def _lock(conn: Connection, alert_id: int) -> RowMapping:
-    """The alert's row, locked for the rest of the transaction. Raises UsageError."""
+    """The alert's row, locked for the rest of the transaction. Raises NotFoundError."""
     row = (
         conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id).with_for_update())
         .mappings()
         .one_or_none()
     )
     if row is None:
-        raise UsageError(f"no alert with id {alert_id}")
+        raise NotFoundError(f"no alert with id {alert_id}")
     return row
 
 
@@ -388,7 +318,7 @@ def _require_runs(conn: Connection, *run_ids: int | None) -> None:
     found = set(conn.execute(select(runs.c.id).where(runs.c.id.in_(wanted))).scalars())
     missing = sorted(wanted - found)
     if missing:
-        raise UsageError(f"no run with id {missing[0]}")
+        raise NotFoundError(f"no run with id {missing[0]}")
 
 
 def _check_parent(conn: Connection, alert_id: int, parent_alert_id: int | None) -> None:
@@ -408,9 +338,10 @@ def _check_parent(conn: Connection, alert_id: int, parent_alert_id: int | None) 
             select(alerts.c.parent_alert_id).where(alerts.c.id == current)
         ).one_or_none()
         if parent is None:
-            raise UsageError(f"no alert with id {current} (parent of alert {alert_id})")
+            raise NotFoundError(f"no alert with id {current} (parent of alert {alert_id})")
         if current in seen:
-            raise UsageError(
+            # The stored parent links, not the arguments, make this move impossible.
+            raise ConflictError(
                 f"alert {alert_id} cannot be DOWNSTREAM of alert {parent_alert_id}: "
                 f"alert {parent_alert_id} already follows from alert {alert_id}"
             )

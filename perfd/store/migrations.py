@@ -13,8 +13,8 @@ the two).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from statistics import median
 
 from sqlalchemy import (
     BigInteger,
@@ -30,35 +30,23 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    insert,
     inspect,
     select,
     update,
 )
 
 from perfd.errors import StorageError
+from perfd.store.engine import mask_url, write_transaction
 from perfd.store.tables import NAMING_CONVENTION, BigId, UtcDateTime, schema_meta
 
 # Schema versions, newest last:
 #   1 - environments, benchmark_runs, processes, measurements, statistics.
 #   2 - alerts and alert_events (alert lifecycle with who/when/why); series index on statistics.
-SCHEMA_VERSION = 2
+#   3 - process_summaries (median and sample count per process x metric), backfilled.
+SCHEMA_VERSION = 3
 
 VERSION_KEY = "schema_version"
-
-# Connection execution option asking for a write transaction. On SQLite the store's engine
-# then starts it with BEGIN IMMEDIATE: the write lock is taken (waiting up to the busy
-# timeout) before anything is read, so a read-then-write transaction can never fail
-# half-way with "database is locked".
-WRITE_TRANSACTION = "perfd_write_transaction"
-
-
-@contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection inside a write transaction: commits on success, rolls back on error."""
-    with engine.connect() as conn:
-        conn.execution_options(**{WRITE_TRANSACTION: True})
-        with conn.begin():
-            yield conn
 
 
 def _v1(conn: Connection) -> None:
@@ -238,9 +226,60 @@ def _v2(conn: Connection) -> None:
     Index(None, statistics.c.benchmark, statistics.c.metric, statistics.c.config_hash).create(conn)
 
 
+def _v3(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+    processes = Table(
+        "processes", md, Column("id", Integer, primary_key=True), Column("run_id", Integer)
+    )
+    summaries = Table(
+        "process_summaries",
+        md,
+        Column(
+            "process_id",
+            Integer,
+            ForeignKey("processes.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("metric", String(64), primary_key=True),
+        Column("median", Double, nullable=False),
+        Column("n_samples", Integer, nullable=False),
+    )
+    md.create_all(conn, tables=[summaries])
+    measurements = Table(
+        "measurements",
+        md,
+        Column("run_id", Integer),
+        Column("process_id", Integer),
+        Column("metric", String(64)),
+        Column("value", Double),
+    )
+    m = measurements.c
+    run_ids = conn.execute(
+        select(processes.c.run_id).distinct().order_by(processes.c.run_id)
+    ).scalars().all()
+    # One run at a time: memory stays bounded by the largest run (which complete_run held in
+    # memory once already), however big the database is. Sample order does not matter to a
+    # median, so the query needs no ORDER BY.
+    for run_id in run_ids:
+        samples: dict[tuple[int, str], list[float]] = {}
+        query = select(m.process_id, m.metric, m.value).where(m.run_id == run_id)
+        for process_id, metric, value in conn.execute(query):
+            samples.setdefault((process_id, metric), []).append(value)
+        if samples:
+            conn.execute(
+                insert(summaries),
+                [
+                    {"process_id": process_id, "metric": metric, "median": median(values),
+                     "n_samples": len(values)}
+                    for (process_id, metric), values in samples.items()
+                ],
+            )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "create environments, benchmark_runs, processes, measurements, statistics", _v1),
     (2, "create alerts and alert_events; index statistics by series", _v2),
+    (3, "create process_summaries and fill it from measurements", _v3),
 ]
 
 
@@ -285,6 +324,32 @@ def _set_version(conn: Connection, version: int) -> None:
     ).rowcount
     if not changed:
         conn.execute(schema_meta.insert().values(key=VERSION_KEY, value=str(version)))
+
+
+def require_current(engine: Engine, *, auto_upgrade: bool) -> None:
+    """Check that the database is at SCHEMA_VERSION, creating the schema in an empty one
+    when ``auto_upgrade``. Raises StorageError saying what to run otherwise."""
+    url = mask_url(engine.url)
+    with engine.connect() as conn:
+        version = read_version(conn)
+        tables = foreign_tables(conn) if version is None else []
+    if version is None:
+        if tables:
+            raise not_a_perfd_database(tables)
+        if not auto_upgrade:
+            raise StorageError(f"database {url} has no perfd schema yet: run `perfd db upgrade`")
+        upgrade(engine)
+        return
+    if version < SCHEMA_VERSION:
+        raise StorageError(
+            f"database at schema version {version}, perfd needs {SCHEMA_VERSION}: "
+            f"run `perfd db upgrade` ({url})"
+        )
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"database {url} was written by a newer perfd "
+            f"(schema version {version} > {SCHEMA_VERSION}): upgrade perfd"
+        )
 
 
 def upgrade(engine: Engine) -> tuple[int, int]:

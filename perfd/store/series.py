@@ -1,64 +1,20 @@
 """Reading history: the series (benchmark x metric x machine x config) of completed runs.
 
-Functions here take an open ``Connection``; ``ResultStore`` wraps them with its error
-handling. Only COMPLETED runs are history: a RUNNING or FAILED run has no statistics to
-compare, and an interrupted one must never look like a data point.
+Functions here take an open ``Connection``; ``Reader`` wraps them with its error handling.
+Only COMPLETED runs are history: a RUNNING or FAILED run has no statistics to compare, and
+an interrupted one must never look like a data point. The queries read ``statistics`` (and
+runs, environments), never the raw samples in ``measurements``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import Connection, select
 
 from perfd.model import RunStatus
+from perfd.records import SeriesKey, SeriesPoint
 from perfd.store import tables as t
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesKey:
-    """Identity of a series: results are only ever compared within one.
-
-    ``config_hash`` is the benchmark's own (``statistics.config_hash``). ``benchmark`` is ""
-    for a machine-wide key (infrastructure alerts); None is accepted and read as "".
-    """
-
-    suite: str
-    benchmark: str
-    metric: str
-    machine_id: str
-    config_hash: str
-
-    def __post_init__(self) -> None:
-        if self.benchmark is None:
-            object.__setattr__(self, "benchmark", "")
-        for name in ("suite", "metric", "machine_id", "config_hash"):
-            if not getattr(self, name):
-                raise ValueError(f"SeriesKey.{name}: must not be empty")
-
-    def __str__(self) -> str:
-        return (
-            f"{self.suite}/{self.benchmark or '*'}/{self.metric} on {self.machine_id} "
-            f"(config {self.config_hash})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesPoint:
-    """One completed run of a series. ``median`` and ``cv`` are over process-level values
-    (statistics.median / statistics.cv); ``environment_hash`` is the run's environment
-    fingerprint, None if it was never recorded."""
-
-    run_id: int
-    commit_sha: str
-    started_at: datetime
-    finished_at: datetime
-    median: float
-    cv: float
-    n_processes: int
-    environment_hash: str | None
 
 
 def query_series_keys(

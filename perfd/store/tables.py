@@ -170,6 +170,23 @@ measurements = Table(
     Index(None, "process_id").ddl_if(dialect="postgresql"),
 )
 
+# One row per process x stored metric: the median of that process's samples (the
+# process-level value analysis works on) and how many samples it had. Written with the
+# measurements, so reading history never has to load raw samples.
+process_summaries = Table(
+    "process_summaries",
+    metadata,
+    Column(
+        "process_id",
+        Integer,
+        ForeignKey("processes.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("metric", String(METRIC_LEN), primary_key=True),
+    Column("median", Double, nullable=False),
+    Column("n_samples", Integer, nullable=False),
+)
+
 statistics = Table(
     "statistics",
     metadata,

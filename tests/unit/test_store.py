@@ -36,7 +36,7 @@ from perfd.model import (
 )
 from perfd.store import ResultStore, make_engine
 from perfd.store import tables as t
-from perfd.store.store import _insert_many, _passes_through
+from perfd.store.runs import _insert_many, _passes_through
 
 T0 = datetime(2026, 3, 2, 12, 0, 0, 250_000, tzinfo=UTC)
 SHA_A = "a1" * 20

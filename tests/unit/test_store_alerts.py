@@ -25,7 +25,6 @@ from perfd.store import (
     upgrade,
 )
 from perfd.store import tables as t
-from perfd.store.migrations import MIGRATIONS, VERSION_KEY, write_transaction
 from tests.unit import test_store
 from tests.unit.test_store import (
     HOST,
@@ -34,6 +33,7 @@ from tests.unit.test_store import (
     make_result,
     make_start,
 )
+from tests.unit.test_store_migrations import old_database, write_old_run
 
 # The databases test_store.py runs against (SQLite; PostgreSQL when configured).
 store_url = test_store.store_url
@@ -423,16 +423,9 @@ def test_version_1_database_upgrades_with_its_data(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
 ) -> None:
     # A database as perfd with schema version 1 left it: migration 1 only, with a run.
-    engine = make_engine(store_url)
-    version, _description, migrate = MIGRATIONS[0]
-    assert version == 1
-    with write_transaction(engine) as conn:
-        migrate(conn)
-        conn.execute(t.schema_meta.insert().values(key=VERSION_KEY, value="1"))
-    old = ResultStore(engine)
-    run_id = old.begin_run(make_start(), hostname=HOST)
-    old.complete_run(run_id, make_result())
-    before = old.get_run(run_id)
+    engine = old_database(store_url, 1)
+    run_id = write_old_run(engine, make_start(), make_result())
+    before = ResultStore(engine).get_run(run_id)
     assert not inspect(engine).has_table("alerts")
     engine.dispose()
 

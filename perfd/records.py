@@ -1,0 +1,212 @@
+"""What the store gives back: runs, series and alerts as frozen values.
+
+These live beside ``perfd.model`` rather than inside ``perfd.store`` so that everything
+above the store (analysis results, renderers, the daemon's API) can name them without
+importing SQL code; ``perfd.store`` re-exports them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from perfd.model import RunStatus, Summary
+
+ALERT_KINDS = ("code", "infrastructure")
+ALERT_STATES = ("OPEN", "ACKNOWLEDGED", "RESOLVED", "FALSE_POSITIVE", "INVALID", "DOWNSTREAM")
+ACTIVE_STATES = ("OPEN", "ACKNOWLEDGED")
+TERMINAL_STATES = ("RESOLVED", "FALSE_POSITIVE", "INVALID", "DOWNSTREAM")
+CONFIDENCES = ("HIGH", "MEDIUM", "LOW")
+
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def check_sha(value: str, what: str) -> None:
+    if not isinstance(value, str) or not _SHA.fullmatch(value):
+        raise ValueError(f"{what}: must be 40 lowercase hex digits, got {value!r}")
+
+
+def check_measure(
+    owner: str, change_pct: float, confidence: str, p_value: float | None
+) -> None:
+    if not math.isfinite(change_pct):
+        raise ValueError(f"{owner}.change_pct: must be finite, got {change_pct!r}")
+    if confidence not in CONFIDENCES:
+        raise ValueError(
+            f"{owner}.confidence: must be one of {', '.join(CONFIDENCES)}, got {confidence!r}"
+        )
+    if p_value is not None and not 0.0 <= p_value <= 1.0:
+        raise ValueError(f"{owner}.p_value: must be within [0, 1] or None, got {p_value!r}")
+
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """Identity of a series: results are only ever compared within one.
+
+    ``config_hash`` is the benchmark's own (``statistics.config_hash``). ``benchmark`` is ""
+    for a machine-wide key (infrastructure alerts); None is accepted and read as "".
+    """
+
+    suite: str
+    benchmark: str
+    metric: str
+    machine_id: str
+    config_hash: str
+
+    def __post_init__(self) -> None:
+        if self.benchmark is None:
+            object.__setattr__(self, "benchmark", "")
+        for name in ("suite", "metric", "machine_id", "config_hash"):
+            if not getattr(self, name):
+                raise ValueError(f"SeriesKey.{name}: must not be empty")
+
+    def __str__(self) -> str:
+        return (
+            f"{self.suite}/{self.benchmark or '*'}/{self.metric} on {self.machine_id} "
+            f"(config {self.config_hash})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """One completed run of a series. ``median`` and ``cv`` are over process-level values
+    (statistics.median / statistics.cv); ``environment_hash`` is the run's environment
+    fingerprint, None if it was never recorded."""
+
+    run_id: int
+    commit_sha: str
+    started_at: datetime
+    finished_at: datetime
+    median: float
+    cv: float
+    n_processes: int
+    environment_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDraft:
+    """What the detector knows when it opens an alert. ``change_pct`` is signed, in percent
+    of the baseline (+12.5 = 12.5 % higher); an infrastructure alert has no benchmark."""
+
+    kind: str
+    series: SeriesKey
+    baseline_commit: str
+    first_bad_commit: str
+    baseline_run_id: int | None
+    last_run_id: int | None
+    change_pct: float
+    confidence: str
+    p_value: float | None
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in ALERT_KINDS:
+            raise ValueError(
+                f"AlertDraft.kind: must be one of {', '.join(ALERT_KINDS)}, got {self.kind!r}"
+            )
+        if self.kind == "code" and not self.series.benchmark:
+            raise ValueError("AlertDraft.series.benchmark: a code alert needs a benchmark")
+        if self.kind == "infrastructure" and self.series.benchmark:
+            raise ValueError(
+                "AlertDraft.series.benchmark: an infrastructure alert is machine-wide, "
+                f"got benchmark {self.series.benchmark!r}"
+            )
+        check_sha(self.baseline_commit, "AlertDraft.baseline_commit")
+        check_sha(self.first_bad_commit, "AlertDraft.first_bad_commit")
+        check_measure("AlertDraft", self.change_pct, self.confidence, self.p_value)
+        if not self.reason.strip():
+            raise ValueError("AlertDraft.reason: must say why the alert opens")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One stored alert. ``last_commit`` / ``last_run_id`` are the latest evaluated run that
+    still showed the change, ``runs_seen`` how many evaluated runs did."""
+
+    id: int
+    created_at: datetime
+    updated_at: datetime
+    kind: str
+    state: str
+    series: SeriesKey
+    baseline_commit: str
+    first_bad_commit: str
+    last_commit: str
+    baseline_run_id: int | None
+    last_run_id: int | None
+    change_pct: float
+    confidence: str
+    p_value: float | None
+    reason: str
+    runs_seen: int
+    parent_alert_id: int | None
+    evidence_path: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One step of an alert's lifecycle; ``from_state`` is None for its creation."""
+
+    at: datetime
+    actor: str
+    from_state: str | None
+    to_state: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One row of a run listing. ``n_benchmarks`` counts benchmarks with statistics."""
+
+    id: int
+    suite: str
+    commit_sha: str
+    machine_id: str
+    status: RunStatus
+    tier: str
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    n_benchmarks: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """One stored harness process (without its samples)."""
+
+    benchmark: str
+    repetition: int
+    round_index: int
+    cpu: int | None
+    exit_code: int
+    duration_s: float
+    iterations_per_sample: int
+    n_samples: int
+    counters_unavailable_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    """Everything stored about one run except its iteration samples."""
+
+    info: RunInfo
+    config_hash: str
+    build_hash: str
+    hostname: str
+    pid: int
+    load_avg_1m: float | None
+    harness_version: str | None
+    environment: Mapping[str, Any] | None  # EnvFingerprint.hashed_fields(), once known
+    harness_context: Mapping[str, Any] | None
+    processes: tuple[ProcessInfo, ...]  # ordered by benchmark, repetition
+    statistics: tuple[Summary, ...]  # ordered by benchmark, metric
+    output_dir: str | None
