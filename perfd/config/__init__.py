@@ -1,9 +1,12 @@
 """perfd's YAML configuration: suites, budgets and the daemon file.
 
-Load with ``load_suite`` / ``load_suites`` / ``load_budgets`` / ``load_daemon``; every
-problem of a file is reported at once in a ``ConfigError`` as ``file:line: path: message``.
+Load everything at once with ``load_config_set`` (an immutable, fully validated
+``ConfigSet``), or one file with ``load_suite`` / ``load_suites`` / ``load_budgets`` /
+``load_daemon``; every problem is reported at once in a ``ConfigError`` as
+``file:line: path: message``.
 """
 
+from perfd.config.configset import ConfigSet, SourceFile, load_config_set
 from perfd.config.loader import (
     check_paths,
     detect_kind,
@@ -43,10 +46,12 @@ __all__ = [
     "BudgetsConfig",
     "BuildConfig",
     "BuildStep",
+    "ConfigSet",
     "DaemonConfig",
     "HarnessConfig",
     "MeasurementDefaults",
     "MetricSpec",
+    "SourceFile",
     "SuiteConfig",
     "Tier",
     "check_paths",
@@ -55,6 +60,7 @@ __all__ = [
     "find_suite",
     "json_schema",
     "load_budgets",
+    "load_config_set",
     "load_daemon",
     "load_suite",
     "load_suites",

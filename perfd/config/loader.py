@@ -7,13 +7,16 @@ Reading happens in three passes, each of which collects problems instead of stop
    documents, an empty file or a top level that is not a mapping are problems here);
 2. schema: validate with the pydantic models and turn each pydantic error into a problem at
    the line of the deepest node of its location that exists;
-3. logic: duplicate names and references between files (budgets -> suites -> benchmarks).
+3. logic: duplicate names and references between files (budgets -> suites -> benchmarks);
+   ``check_set`` is the one pass across files that ``check_paths`` and ``load_config_set``
+   both use.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -89,7 +92,8 @@ def format_path(loc: Loc) -> str:
     return text
 
 
-def _sorted(problems: Iterable[Problem]) -> list[Problem]:
+def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems of one file without repeats, by line then path."""
     unique = list(dict.fromkeys(problems))
     return sorted(unique, key=lambda p: (p.line or 0, p.path))
 
@@ -98,7 +102,8 @@ def _plural(count: int) -> str:
     return f"{count} problem" if count == 1 else f"{count} problems"
 
 
-def _raise(label: str, problems: Sequence[Problem]) -> NoReturn:
+def raise_problems(label: str, problems: Sequence[Problem]) -> NoReturn:
+    """Raise one ConfigError headed ``label: N problems`` that lists ``problems``."""
     raise ConfigError(f"{label}: {_plural(len(problems))}", problems=[str(p) for p in problems])
 
 
@@ -112,6 +117,7 @@ class Document:
     file: str  # the name shown in messages, as the user gave it
     path: Path
     data: Any
+    digest: str = ""  # SHA-256 (hex) of the bytes parsed, so a reload can tell an edit
     lines: dict[Loc, int] = field(default_factory=dict)
     # Source text of plain scalars that YAML did not read as strings (4, yes, 2024-01-01),
     # so that "expected a string" can show what to quote.
@@ -262,7 +268,8 @@ def read_document(path: Path, file: str | None = None) -> tuple[Document | None,
     """Parse one YAML file into a Document; returns (None, problems) when it is unusable."""
     file = file if file is not None else str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         return None, [Problem(file, None, "", "no such file")]
     except IsADirectoryError:
@@ -272,7 +279,7 @@ def read_document(path: Path, file: str | None = None) -> tuple[Document | None,
     except OSError as exc:
         return None, [Problem(file, None, "", f"cannot read: {exc.strerror or exc}")]
 
-    doc = Document(file=file, path=path, data=None)
+    doc = Document(file=file, path=path, data=None, digest=hashlib.sha256(raw).hexdigest())
     loader = yaml.SafeLoader(text)
     try:
         try:
@@ -580,7 +587,7 @@ def _check_suite(doc: Document) -> tuple[SuiteConfig | None, list[Problem]]:
     problems += _suite_logic(doc)
     if suite is None and not problems:
         problems = guarded
-    return (suite if not problems else None), _sorted(problems)
+    return (suite if not problems else None), sort_problems(problems)
 
 
 def _check_budgets(
@@ -590,17 +597,18 @@ def _check_budgets(
     problems += _budget_logic(doc, suites, broken)
     if budgets is None and not problems:
         problems = guarded
-    return (budgets if not problems else None), _sorted(problems)
+    return (budgets if not problems else None), sort_problems(problems)
 
 
-def _check_daemon(doc: Document, hostname: str | None) -> tuple[DaemonConfig | None, list[Problem]]:
+def check_daemon(doc: Document, hostname: str | None) -> tuple[DaemonConfig | None, list[Problem]]:
+    """Schema pass of a daemon document: (the config or None, its problems sorted)."""
     context = {"base_dir": doc.path.absolute().parent, "hostname": hostname}
     daemon, problems, guarded = _validate(doc, DaemonConfig, context)
     problems += guarded
-    return (daemon if not problems else None), _sorted(problems)
+    return (daemon if not problems else None), sort_problems(problems)
 
 
-def _wrong_kind(doc: Document, expected: Kind) -> list[Problem]:
+def wrong_kind(doc: Document, expected: Kind) -> list[Problem]:
     """The one problem worth showing when a file of another kind is given for ``expected``."""
     kind = detect_kind(doc.data)
     if kind is None or kind == expected:
@@ -630,6 +638,65 @@ def detect_kind(data: Mapping[str, Any]) -> Kind | None:
     if "budgets" in keys or "version" in keys:
         return "budgets"
     return None
+
+
+# --------------------------------------------------------------------------- across files
+
+
+@dataclass
+class SetCheck:
+    """What the schema and logical passes made of suites and budgets checked together."""
+
+    suites: dict[str, SuiteConfig] = field(default_factory=dict)  # valid, by name
+    budgets: dict[str, BudgetsConfig] = field(default_factory=dict)  # valid, by file shown
+    problems: dict[str, list[Problem]] = field(default_factory=dict)  # by file shown
+
+    def add(self, doc: Document, problems: Iterable[Problem]) -> None:
+        """Record ``problems`` under the file of ``doc``."""
+        self.problems.setdefault(doc.file, []).extend(problems)
+
+
+def check_set(
+    suite_docs: Sequence[Document],
+    budget_docs: Sequence[Document],
+    reference_docs: Sequence[Document] = (),
+) -> SetCheck:
+    """Check suites and budgets as one set: each file's own passes, then across files.
+
+    Across files: a suite name defined in two files, and budgets that name an unknown suite,
+    match no benchmark or name a metric that is not recorded. ``reference_docs`` are further
+    suites budgets may use whose own problems are not reported; a budget on a broken one
+    names its file, a budget on a broken suite of ``suite_docs`` is not judged.
+    """
+    result = SetCheck()
+    origin: dict[str, str] = {}
+    broken: dict[str, str | None] = {}
+    for doc in suite_docs:
+        suite, problems = _check_suite(doc)
+        result.add(doc, problems)
+        if suite is None:
+            if (name := _raw_name(doc)) is not None:
+                broken[name] = None
+        elif suite.name in result.suites:
+            result.add(doc, [_duplicate_suite(doc, suite.name, origin[suite.name])])
+        else:
+            result.suites[suite.name] = suite
+            origin[suite.name] = doc.file
+
+    known = dict(result.suites)
+    for doc in reference_docs:
+        suite, _ = _check_suite(doc)
+        if suite is not None:
+            known.setdefault(suite.name, suite)
+        elif (name := _raw_name(doc)) is not None:
+            broken.setdefault(name, doc.file)
+
+    for doc in budget_docs:
+        budgets, problems = _check_budgets(doc, known, broken)
+        result.add(doc, problems)
+        if budgets is not None:
+            result.budgets[doc.file] = budgets
+    return result
 
 
 # --------------------------------------------------------------------------- files
@@ -680,9 +747,9 @@ def load_suite(path: str | Path) -> SuiteConfig:
     suite = None
     if doc is not None:
         suite, more = _check_suite(doc)
-        problems = _sorted(problems + (_wrong_kind(doc, "suite") or more))
+        problems = sort_problems(problems + (wrong_kind(doc, "suite") or more))
     if problems or suite is None:
-        _raise(str(path), problems)
+        raise_problems(str(path), problems)
     return suite
 
 
@@ -694,25 +761,22 @@ def load_suites(paths_or_dir: str | Path | Iterable[str | Path]) -> dict[str, Su
     """
     paths = _as_paths(paths_or_dir)
     files, problems = _expand_paths(paths)
-    suites: dict[str, SuiteConfig] = {}
-    origin: dict[str, str] = {}
+    by_file: dict[str, list[Problem]] = {}
+    docs: list[Document] = []
     for file in files:
         doc, found = read_document(file)
-        suite = None
-        if doc is not None:
-            suite, more = _check_suite(doc)
-            found += _wrong_kind(doc, "suite") or more
-        if doc is not None and suite is not None:
-            if suite.name in suites:
-                found.append(_duplicate_suite(doc, suite.name, origin[suite.name]))
-            else:
-                suites[suite.name] = suite
-                origin[suite.name] = str(file)
-        problems += _sorted(found)
+        other_kind = wrong_kind(doc, "suite") if doc is not None else []
+        by_file[str(file)] = found + other_kind
+        if doc is not None and not other_kind:
+            docs.append(doc)
+    checked = check_set(docs, [])
+    for shown, found in checked.problems.items():
+        by_file[shown] += found
+    problems += [p for found in by_file.values() for p in sort_problems(found)]
     if problems:
         label = str(paths[0]) if len(paths) == 1 else "suites"
-        _raise(label, problems)
-    return suites
+        raise_problems(label, problems)
+    return checked.suites
 
 
 def load_budgets(path: str | Path, suites: Mapping[str, SuiteConfig]) -> BudgetsConfig:
@@ -722,9 +786,9 @@ def load_budgets(path: str | Path, suites: Mapping[str, SuiteConfig]) -> Budgets
     budgets = None
     if doc is not None:
         budgets, more = _check_budgets(doc, suites, {})
-        problems = _sorted(problems + (_wrong_kind(doc, "budgets") or more))
+        problems = sort_problems(problems + (wrong_kind(doc, "budgets") or more))
     if problems or budgets is None:
-        _raise(str(path), problems)
+        raise_problems(str(path), problems)
     return budgets
 
 
@@ -737,11 +801,26 @@ def load_daemon(path: str | Path, *, hostname: str | None = None) -> DaemonConfi
     doc, problems = read_document(path)
     daemon = None
     if doc is not None:
-        daemon, more = _check_daemon(doc, hostname)
-        problems = _sorted(problems + (_wrong_kind(doc, "daemon") or more))
+        daemon, more = check_daemon(doc, hostname)
+        problems = sort_problems(problems + (wrong_kind(doc, "daemon") or more))
     if problems or daemon is None:
-        _raise(str(path), problems)
+        raise_problems(str(path), problems)
     return daemon
+
+
+def is_suite_path(name_or_path: str | Path) -> bool:
+    """Whether ``find_suite`` reads ``name_or_path`` as a file path rather than a suite name."""
+    text = str(name_or_path)
+    return isinstance(name_or_path, Path) or "/" in text or text.endswith(YAML_SUFFIXES)
+
+
+def unknown_suite_error(name: str, known: Iterable[str], suites_dir: Path) -> ConfigError:
+    """The error for a suite name not among ``known`` (the suites in ``suites_dir``)."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    shown = _listing(names) if names else "none"
+    return ConfigError(f"unknown suite '{name}'{hint}; suites in {suites_dir}: {shown}")
 
 
 def find_suite(name_or_path: str | Path, suites_dir: Path | None) -> SuiteConfig:
@@ -751,7 +830,7 @@ def find_suite(name_or_path: str | Path, suites_dir: Path | None) -> SuiteConfig
     of any suite file there.
     """
     text = str(name_or_path)
-    if isinstance(name_or_path, Path) or "/" in text or text.endswith(YAML_SUFFIXES):
+    if is_suite_path(name_or_path):
         return load_suite(Path(text))
     if suites_dir is None:
         raise ConfigError(
@@ -768,10 +847,7 @@ def find_suite(name_or_path: str | Path, suites_dir: Path | None) -> SuiteConfig
             available.setdefault(_raw_name(doc) or file.stem, file)
     if text in available:
         return load_suite(available[text])
-    close = difflib.get_close_matches(text, list(available), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    listing = _listing(sorted(available)) if available else "none"
-    raise ConfigError(f"unknown suite '{text}'{hint}; suites in {suites_dir}: {listing}")
+    raise unknown_suite_error(text, available, suites_dir)
 
 
 def check_paths(paths: list[Path], suites_dir: Path | None) -> list[str]:
@@ -783,7 +859,7 @@ def check_paths(paths: list[Path], suites_dir: Path | None) -> list[str]:
     """
     files, missing = _expand_paths(Path(p) for p in paths)
     by_file: dict[str, list[Problem]] = {str(f): [] for f in files}
-    docs: list[tuple[Kind, Document]] = []
+    docs: dict[Kind, list[Document]] = {"suite": [], "budgets": [], "daemon": []}
     for file in files:
         doc, problems = read_document(file)
         by_file[str(file)] += problems
@@ -802,55 +878,32 @@ def check_paths(paths: list[Path], suites_dir: Path | None) -> list[str]:
                 )
             )
         else:
-            docs.append((kind, doc))
-
-    suites: dict[str, SuiteConfig] = {}
-    origin: dict[str, str] = {}
-    broken: dict[str, str | None] = {}
-    for kind, doc in docs:
-        if kind != "suite":
-            continue
-        suite, problems = _check_suite(doc)
-        by_file[doc.file] += problems
-        if suite is None:
-            name = _raw_name(doc)
-            if name is not None:
-                broken[name] = None
-        elif suite.name in suites:
-            by_file[doc.file].append(_duplicate_suite(doc, suite.name, origin[suite.name]))
-        else:
-            suites[suite.name] = suite
-            origin[suite.name] = doc.file
+            docs[kind].append(doc)
 
     # Daemon files first: the suites directory each names also holds suites budgets may use.
     suite_dirs = [suites_dir] if suites_dir is not None else []
-    for kind, doc in docs:
-        if kind == "daemon":
-            daemon, problems = _check_daemon(doc, hostname=None)
-            by_file[doc.file] += problems
-            if daemon is not None:
-                suite_dirs.append(daemon.suites_dir)
+    for doc in docs["daemon"]:
+        daemon, problems = check_daemon(doc, hostname=None)
+        by_file[doc.file] += problems
+        if daemon is not None:
+            suite_dirs.append(daemon.suites_dir)
 
     checked = {f.resolve() for f in files}
+    reference: list[Document] = []
     for directory in dict.fromkeys(d.resolve() for d in suite_dirs if d.is_dir()):
         for file in yaml_files(directory):
             if file.resolve() in checked:
                 continue
             doc, _ = read_document(file)
-            if doc is None or detect_kind(doc.data) != "suite":
-                continue
-            suite, _ = _check_suite(doc)
-            if suite is not None:
-                suites.setdefault(suite.name, suite)
-            elif (name := _raw_name(doc)) is not None:
-                broken.setdefault(name, str(file))
-            checked.add(file.resolve())
+            if doc is not None and detect_kind(doc.data) == "suite":
+                reference.append(doc)
+                checked.add(file.resolve())
 
-    for kind, doc in docs:
-        if kind == "budgets":
-            by_file[doc.file] += _check_budgets(doc, suites, broken)[1]
+    shared = check_set(docs["suite"], docs["budgets"], reference)
+    for shown, problems in shared.problems.items():
+        by_file[shown] += problems
 
     result = [str(p) for p in missing]
     for problems in by_file.values():
-        result += [str(p) for p in _sorted(problems)]
+        result += [str(p) for p in sort_problems(problems)]
     return result
