@@ -12,6 +12,7 @@ from pathlib import Path
 
 from perfd.config import SuiteConfig, expand
 from perfd.errors import BuildError
+from perfd.locks import file_lock
 from perfd.model import stable_hash
 from perfd.runner.git import Repository
 from perfd.runner.harness_src import HARNESS_FILES, harness_dir
@@ -80,6 +81,12 @@ class Builder:
         """Check out sha and run the suite's build steps; raise BuildError on any failure."""
         probe = self.variables(suite, sha, self.builds_dir / "probe")
         build_hash = stable_hash({"commit": sha, "inputs": build_inputs_digest(suite, probe)})
+        # Another perfd process may be building (or cleaning up) the same key right now.
+        with file_lock(self.builds_dir / f"{build_hash}.lock"):
+            return self._build_locked(suite, repo, sha, build_hash)
+
+    def _build_locked(self, suite: SuiteConfig, repo: Repository, sha: str,
+                      build_hash: str) -> BuiltHarness:
         root = self.builds_dir / build_hash
         variables = self.variables(suite, sha, root)
         binary = Path(expand(suite.harness.binary, variables))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from perfd.errors import RepositoryError
+from perfd.locks import file_lock
 
 # A revision as a user may type it on the command line: a sha, a branch, a tag, HEAD~2.
 # A leading '-' could be read by git as an option, so it is refused.
@@ -59,11 +61,13 @@ class Repository:
         if is_url(location):
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", location)[-100:]
             mirror = mirrors_dir / f"{name}.git"
-            if mirror.exists():
-                _git(mirror, "fetch", "--prune", "origin", timeout_s=1800)
-            else:
-                mirrors_dir.mkdir(parents=True, exist_ok=True)
-                _git(mirrors_dir, "clone", "--mirror", "--", location, str(mirror), timeout_s=1800)
+            # Two perfd processes must not clone into or fetch the same mirror at once.
+            with file_lock(mirrors_dir / f"{name}.lock"):
+                if mirror.exists():
+                    _git(mirror, "fetch", "--prune", "origin", timeout_s=1800)
+                else:
+                    _git(mirrors_dir, "clone", "--mirror", "--", location, str(mirror),
+                         timeout_s=1800)
             return cls(mirror)
         path = Path(location)
         if not path.exists():
@@ -147,3 +151,27 @@ class Repository:
                                         regex: str) -> list[tuple[str, str]]:
         """Commits in base..head whose diff adds or removes a line matching regex (git log -G)."""
         return self._log(base, head, "-G", regex)
+
+
+class RepositoryCache:
+    """Opened repositories of one process: each URL's mirror is fetched once, not per flow."""
+
+    def __init__(self, mirrors_dir: Path) -> None:
+        self.mirrors_dir = mirrors_dir
+        self._open: dict[str, Repository] = {}
+        self._lock = threading.Lock()
+
+    def get(self, location: str) -> Repository:
+        """The repository at a path or URL (mirror cloned or fetched on first use). Raises
+        RepositoryError."""
+        with self._lock:
+            repo = self._open.get(location)
+            if repo is None:
+                repo = self._open[location] = Repository.open(location, self.mirrors_dir)
+            return repo
+
+    def refresh(self, location: str) -> Repository:
+        """Fetch again (the daemon's poller: new commits may have landed)."""
+        with self._lock:
+            self._open.pop(location, None)
+        return self.get(location)
