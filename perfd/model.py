@@ -33,6 +33,63 @@ class RunStatus(StrEnum):
     FAILED = "FAILED"
 
 
+class RunTier(StrEnum):
+    """Why a run was made. History (change points, alerts, analyze) is made of every tier but
+    COMPARE, whose runs are the two sides of a `perfd compare` and stay out of the series."""
+
+    MANUAL = "manual"
+    COMPARE = "compare"
+    COMMIT = "commit"
+    NIGHTLY = "nightly"
+    WEEKLY = "weekly"
+
+
+NOT_HISTORY_TIERS: tuple[str, ...] = (RunTier.COMPARE.value,)
+
+
+class Status(StrEnum):
+    """The decision rule's answer for one benchmark x metric."""
+
+    REGRESSED = "REGRESSED"
+    IMPROVED = "IMPROVED"
+    UNCHANGED = "UNCHANGED"
+    NOISY = "NOISY"
+    INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
+    INCOMPARABLE = "INCOMPARABLE"
+
+
+class Confidence(StrEnum):
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+
+    @property
+    def rank(self) -> int:
+        """LOW 1, MEDIUM 2, HIGH 3 (for "at least this confident")."""
+        return {"LOW": 1, "MEDIUM": 2, "HIGH": 3}[self.value]
+
+
+class Verdict(StrEnum):
+    """The answer for a whole comparison or range, across all of its benchmarks."""
+
+    REGRESSED = "REGRESSED"
+    IMPROVED = "IMPROVED"
+    UNCHANGED = "UNCHANGED"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    INFRASTRUCTURE = "INFRASTRUCTURE"  # most benchmarks moved together: the machine changed
+
+
+class AlertAction(StrEnum):
+    """What an alert evaluation did to one series."""
+
+    OPENED = "opened"
+    UPDATED = "updated"
+    RESOLVED = "resolved"
+    KEPT = "kept"
+    QUIET = "quiet"
+    SKIPPED = "skipped"
+
+
 # Metrics perfd knows how to derive from harness output: name -> (unit, direction).
 # `time` is per-operation wall time from CLOCK_MONOTONIC; `throughput` is its inverse;
 # counters are per-operation hardware event counts from perf_event_open.
@@ -248,7 +305,7 @@ class RunStart:
     build_hash: str  # hash of commit + build settings (the build cache key)
     started_at: datetime
     pid: int  # perfd's own pid, so an interrupted run can be recognised later
-    tier: str = "manual"
+    tier: str = RunTier.MANUAL
 
     def __post_init__(self) -> None:
         if len(self.commit_sha) != 40 or any(c not in "0123456789abcdef" for c in self.commit_sha):
@@ -266,3 +323,19 @@ class RunResult:
     finished_at: datetime
     # benchmark name -> config hash of that benchmark's measurement settings (series identity)
     benchmark_config_hashes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """A stored, completed run as the run flow returns it."""
+
+    run_id: int
+    suite: str
+    commit_sha: str
+    machine_id: str
+    build_hash: str
+    binary: str
+    result: RunResult
+    # "benchmark:metric" the suite asked for that this machine could not measure -> why
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    data_path: str | None = None

@@ -50,13 +50,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import lru_cache
 
 import numpy as np
 from scipy import stats
 
-from perfd.model import Direction
+from perfd.model import Confidence, Direction, Status
 
 MANN_WHITNEY = "mann-whitney-u"
 WILCOXON = "wilcoxon-signed-rank"
@@ -73,21 +72,6 @@ NEAR_THRESHOLD_FRACTION = 0.7
 NOISY_BASELINE_SHIFT_CVS = 2.0
 # Seed of the bootstrap when the caller passes no generator.
 DEFAULT_BOOTSTRAP_SEED = 20_240_601
-
-
-class Status(StrEnum):
-    REGRESSED = "REGRESSED"
-    IMPROVED = "IMPROVED"
-    UNCHANGED = "UNCHANGED"
-    NOISY = "NOISY"
-    INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
-    INCOMPARABLE = "INCOMPARABLE"
-
-
-class Confidence(StrEnum):
-    HIGH = "HIGH"
-    MEDIUM = "MEDIUM"
-    LOW = "LOW"
 
 
 _LEVEL_ORDER = {Confidence.LOW: 0, Confidence.MEDIUM: 1, Confidence.HIGH: 2}

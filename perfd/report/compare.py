@@ -3,96 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from perfd.analysis.compare import Comparison, Confidence, Status
-from perfd.analysis.fdr import InfraFinding
+from perfd.analysis.compare import Comparison, Status
+from perfd.analysis.results import (
+    ComparedBenchmark,
+    CompareReport,
+    confidence_rank,
+)
 
 REPORT_VERSION = 1  # 1 - first JSON layout of the compare report
-
-
-@dataclass(frozen=True, slots=True)
-class CommitInfo:
-    sha: str
-    subject: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ComparedBenchmark:
-    benchmark: str
-    metric: str
-    unit: str
-    comparison: Comparison
-    pairs: int | None = None  # interleaved pairs measured; None when stored runs were compared
-
-
-@dataclass(frozen=True, slots=True)
-class EvidenceSummary:
-    """Where a regression's evidence bundle is, and what it points at."""
-
-    benchmark: str
-    directory: str
-    method: str  # how the profiles were taken: perf or harness
-    top_functions: tuple[tuple[str, float], ...]  # (function, growth in top_unit)
-    suspects: tuple[tuple[str, str, str], ...]  # (sha, subject, why)
-    top_unit: str = "pts of samples"  # or "ns per op" when latencies were known
-
-
-@dataclass(frozen=True, slots=True)
-class CompareReport:
-    suite: str
-    machine_id: str
-    baseline: CommitInfo
-    current: CommitInfo
-    mode: str  # "interleaved" or "stored runs"
-    threshold_pct: float
-    alpha: float
-    fdr_q: float
-    rows: tuple[ComparedBenchmark, ...]
-    infrastructure: InfraFinding | None = None
-    baseline_run_id: int | None = None
-    current_run_id: int | None = None
-    evidence: tuple[EvidenceSummary, ...] = ()
-    evidence_errors: tuple[str, ...] = ()
-
-    @property
-    def regressions(self) -> list[ComparedBenchmark]:
-        """Alert-worthy regressions (REGRESSED at MEDIUM or HIGH confidence)."""
-        if self.infrastructure is not None:
-            return []
-        return [r for r in self.rows if r.comparison.alert_worthy]
-
-    @property
-    def verdict(self) -> str:
-        if self.infrastructure is not None:
-            return "INFRASTRUCTURE"
-        if self.regressions:
-            return "REGRESSED"
-        statuses = {r.comparison.status for r in self.rows}
-        if Status.IMPROVED in statuses:
-            return "IMPROVED"
-        if statuses and statuses <= {Status.INSUFFICIENT_DATA, Status.NOISY, Status.INCOMPARABLE}:
-            return "INCONCLUSIVE"
-        return "UNCHANGED"
-
-    def summary_line(self) -> str:
-        counts: dict[str, int] = {}
-        for r in self.rows:
-            counts[r.comparison.status.value] = counts.get(r.comparison.status.value, 0) + 1
-        parts = [f"{n} {s}" for s, n in sorted(counts.items())]
-        if self.infrastructure is not None:
-            return f"{self.verdict}: {self.infrastructure.reason}"
-        if self.regressions:
-            worst = max(self.regressions, key=lambda r: _confidence_rank(r.comparison.confidence))
-            return (f"{self.verdict}: {len(self.regressions)} regression(s) worth an alert, "
-                    f"highest confidence {worst.comparison.confidence}; " + ", ".join(parts))
-        return f"{self.verdict}: " + ", ".join(parts)
-
-
-def _confidence_rank(c: Confidence | None) -> int:
-    return {Confidence.HIGH: 3, Confidence.MEDIUM: 2, Confidence.LOW: 1}.get(c, 0) if c else 0
 
 
 def fmt_quantity(value: float, unit: str) -> str:
@@ -185,7 +105,7 @@ def render_text(report: CompareReport) -> str:
         f"method    {_method(report)}",
         f"threshold {report.threshold_pct:g}% (suite overrides apply), alpha {report.alpha:g}",
         "",
-        f"VERDICT: {report.summary_line()}",
+        f"VERDICT: {summary_line(report)}",
         "",
     ]
     headers, rows = _columns(report)
@@ -228,7 +148,7 @@ def render_markdown(report: CompareReport) -> str:
     out = [
         f"## {icon} perfd: {report.verdict}",
         "",
-        f"**{report.summary_line()}**",
+        f"**{summary_line(report)}**",
         "",
         f"- suite `{report.suite}` on `{report.machine_id}`",
         f"- baseline `{report.baseline.sha[:12]}` {report.baseline.subject}".rstrip(),
@@ -285,7 +205,7 @@ def report_dict(report: CompareReport) -> dict[str, Any]:
     infra = report.infrastructure
     return {
         "format": "perfd-compare-report", "version": REPORT_VERSION,
-        "verdict": report.verdict, "summary": report.summary_line(),
+        "verdict": report.verdict, "summary": summary_line(report),
         "suite": report.suite, "machine_id": report.machine_id,
         "baseline": {"commit": report.baseline.sha, "subject": report.baseline.subject,
                      "run_id": report.baseline_run_id},
@@ -318,12 +238,16 @@ def render(report: CompareReport, fmt: str) -> str:
     return RENDERERS[fmt](report)
 
 
-def sort_rows(rows: Sequence[ComparedBenchmark]) -> tuple[ComparedBenchmark, ...]:
-    """Alert-worthy regressions first, then other regressions, then the rest; larger changes
-    first within each group, then by name."""
-    def key(r: ComparedBenchmark) -> tuple[int, int, float, str, str]:
-        c = r.comparison
-        group = 0 if c.alert_worthy else 1 if c.status is Status.REGRESSED else 2
-        return (group, -_confidence_rank(c.confidence), -abs(c.change_pct), r.benchmark, r.metric)
-
-    return tuple(sorted(rows, key=key))
+def summary_line(report: CompareReport) -> str:
+    """The one-line verdict with counts of each status."""
+    counts: dict[str, int] = {}
+    for r in report.rows:
+        counts[r.comparison.status.value] = counts.get(r.comparison.status.value, 0) + 1
+    parts = [f"{n} {s}" for s, n in sorted(counts.items())]
+    if report.infrastructure is not None:
+        return f"{report.verdict}: {report.infrastructure.reason}"
+    if report.regressions:
+        worst = max(report.regressions, key=lambda r: confidence_rank(r.comparison.confidence))
+        return (f"{report.verdict}: {len(report.regressions)} regression(s) worth an alert, "
+                f"highest confidence {worst.comparison.confidence}; " + ", ".join(parts))
+    return f"{report.verdict}: " + ", ".join(parts)

@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 
 from perfd.analysis.compare import Comparison, Confidence, Criterion, Status
-from perfd.model import Direction
-from perfd.report.analyze import (
+from perfd.analysis.results import (
     AnalyzeReport,
     ChangePointFinding,
+    CommitInfo,
     OpenAlert,
     RangeCommit,
     SeriesAnalysis,
-    render,
 )
-from perfd.report.compare import CommitInfo
+from perfd.model import Direction
+from perfd.report.analyze import recommendations, render, summary_line
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
@@ -142,7 +142,7 @@ def test_verdict_follows_alert_worthy_regressions_and_worse_steps():
 
 def test_recommendations():
     r = report()
-    recs = r.recommendations()
+    recs = recommendations(r)
     assert recs[0] == (
         "request/parse (time) +10.2%: confirm with `perfd compare --suite example --baseline "
         "222222222222 --current 444444444444 --interleave`; the step is in one of 2 commits, run "
@@ -160,17 +160,17 @@ def test_recommendations():
     # a step whose two runs saw different machines says so
     moved = replace(r.series[0], change_points=(replace(r.series[0].change_points[0],
                                                         env_changed=True),))
-    (rec,) = replace(r, series=(moved,), alerts=()).recommendations()
+    (rec,) = recommendations(replace(r, series=(moved,), alerts=()))
     assert rec.endswith("; the environment fingerprint changed at the same runs, so check the "
                         "machine too")
 
     quiet = replace(r, series=(r.series[3],), alerts=())
-    assert quiet.recommendations() == ["no action needed"]
+    assert recommendations(quiet) == ["no action needed"]
     assert quiet.verdict == "UNCHANGED"
 
     # a start-vs-end regression that no step explains: compare the ends, then bisect
     unexplained = replace(r.series[0], change_points=())
-    recs = replace(r, series=(unexplained,), alerts=()).recommendations()
+    recs = recommendations(replace(r, series=(unexplained,), alerts=()))
     assert recs == [
         "request/parse (time) is +10.2% from 111111111111 to 888888888888 without a located "
         "step: confirm with `perfd compare --suite example --baseline 111111111111 --current "
@@ -179,7 +179,7 @@ def test_recommendations():
 
 def test_no_series_says_so():
     r = replace(report(), series=(), alerts=())
-    assert r.summary_line() == "INCONCLUSIVE: no stored runs of suite example on bench-01 in this range"
+    assert summary_line(r) == "INCONCLUSIVE: no stored runs of suite example on bench-01 in this range"
     text = render(r, "markdown")
     assert "none: no stored runs of this suite on this machine in the range" in text
     assert "no stored runs of this suite in the range: run `perfd run" in text
@@ -201,7 +201,7 @@ def test_json():
     assert fresh["change_pct"] is None and fresh["change_points_searched"] is False
     assert data["open_alerts"][1]["benchmark"] is None
     assert [c["runs"] for c in data["commits"]] == [1, 1, 0, 1, 2, 0, 1, 1]
-    assert data["recommendations"] == report().recommendations()
+    assert data["recommendations"] == recommendations(report())
 
 
 def test_twin_series_show_their_config():

@@ -13,16 +13,15 @@ import pytest
 
 from perfd.analysis.compare import Comparison, Confidence, Criterion, Status
 from perfd.analysis.fdr import InfraFinding
-from perfd.model import Direction
-from perfd.report.compare import (
+from perfd.analysis.results import (
     CommitInfo,
     ComparedBenchmark,
     CompareReport,
     EvidenceSummary,
-    fmt_quantity,
-    render,
     sort_rows,
 )
+from perfd.model import Direction
+from perfd.report.compare import fmt_quantity, render
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
