@@ -28,6 +28,7 @@ exit codes:
   4    build failed (step failed, timed out, or its program is missing)
   5    benchmark run failed (harness crashed, hung, printed garbage or an unknown format)
   6    storage error (database locked, unwritable, or at another schema version)
+  7    machine busy: another perfd process is benchmarking here (with --no-wait)
   70   internal error (a bug in perfd)
   130  interrupted
 """
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="daemon file (default: $PERFD_CONFIG, else ./perfd.yaml if present)")
     parser.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the store (overrides the config)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="fail at once (exit 7) instead of waiting when another perfd "
+                             "process is benchmarking on this machine")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 

@@ -18,39 +18,61 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from perfd.analysis.changepoint import detect_change_points
 from perfd.analysis.compare import Comparison, Status, compare_independent
 from perfd.analysis.fdr import apply_fdr
-from perfd.config import SuiteConfig
-from perfd.errors import RepositoryError
-from perfd.flows.history import metric_info, trailing_worse_runs, worse_pct
-from perfd.model import Direction
-from perfd.report.analyze import (
+from perfd.analysis.results import (
     ERROR,
     MIN_POINTS_FOR_CHANGE_POINTS,
     AnalyzeReport,
     ChangePointFinding,
+    CommitInfo,
     OpenAlert,
     RangeCommit,
     SeriesAnalysis,
 )
-from perfd.report.compare import CommitInfo
+from perfd.config import SuiteConfig
+from perfd.context import Services
+from perfd.errors import PerfdError, RepositoryError
+from perfd.events import EvidenceFailed
+from perfd.flows.evidence import EvidenceBundle, collect_evidence
+from perfd.flows.history import metric_info, trailing_worse_runs, worse_pct
+from perfd.model import NOT_HISTORY_TIERS, Direction
 from perfd.runner.git import Repository
-from perfd.store import ACTIVE_STATES, ResultStore, SeriesKey, SeriesPoint
+from perfd.store import ACTIVE_STATES, SeriesKey, SeriesPoint
+from perfd.store.reader import Reader
 
 _CommitLookup = Callable[[str], CommitInfo]
 
 
 @dataclass(frozen=True, slots=True)
-class AnalyzeOptions:
+class AnalyzeRequest:
+    suite: str  # a suite name of the config, or a path to its YAML
+    range: str  # BASE..HEAD
+    repository: str | None = None  # instead of the suite's
     threshold_pct: float | None = None  # None: each benchmark's own threshold_pct
     alpha: float = 0.05
     fdr_q: float = 0.05
     seed: int = 0  # bootstrap of the start-vs-end CI
+    evidence: bool = False  # profile both sides of each worse step beyond the threshold
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvidence:
+    """The evidence bundle of one worse step (one per benchmark)."""
+
+    step: ChangePointFinding
+    bundle: EvidenceBundle
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeResult:
+    report: AnalyzeReport
+    evidence: tuple[StepEvidence, ...] = ()
+    evidence_errors: tuple[str, ...] = ()
 
 
 def split_range(text: str) -> tuple[str, str]:
@@ -116,15 +138,51 @@ class _Pending:
     comparison: Comparison | None
 
 
-def analyze_range(suite: SuiteConfig, range_text: str, store: ResultStore, *, machine_id: str,
-                  data_dir: Path, repository: str | None = None,
-                  opts: AnalyzeOptions | None = None) -> AnalyzeReport:
-    """Analyse every series of ``suite`` on ``machine_id`` over BASE..HEAD from stored runs.
+def analyze(services: Services, request: AnalyzeRequest) -> AnalyzeResult:
+    """Analyse the suite's series on this machine over BASE..HEAD from stored runs, and with
+    ``evidence`` profile each worse step. Raises ConfigError, RepositoryError, StorageError."""
+    suite = services.suite(request.suite)
+    repo = services.repository(suite, request.repository)
+    with services.store.reading() as reader:
+        report = analyze_range(reader, suite, repo, request, machine_id=services.machine_id)
+    if not request.evidence:
+        return AnalyzeResult(report)
+    return _step_evidence(services, suite, repo, report)
 
-    Raises RepositoryError for a bad range or commit, StorageError."""
-    opts = opts or AnalyzeOptions()
-    repo = Repository.open(repository or suite.repository_location(), data_dir / "mirrors")
-    base, head = resolve_range(repo, range_text)
+
+def _step_evidence(services: Services, suite: SuiteConfig, repo: Repository,
+                   report: AnalyzeReport) -> AnalyzeResult:
+    """One bundle per benchmark with a worse step beyond the threshold."""
+    found: list[StepEvidence] = []
+    errors: list[str] = []
+    done: set[str] = set()
+    for series in report.series:
+        for cp in series.change_points:
+            if not (cp.worse and cp.beyond_threshold) or cp.benchmark in done:
+                continue
+            done.add(cp.benchmark)
+            out = (services.data_dir / "evidence"
+                   / f"analyze-{cp.before.sha[:12]}-{cp.after.sha[:12]}"
+                   / cp.benchmark.replace("/", "_"))
+            timed = series.metric == "time"
+            try:
+                bundle = collect_evidence(
+                    services, suite, repo, cp.before.sha, cp.after.sha, cp.benchmark, out,
+                    baseline_latency_ns=cp.before_median if timed else None,
+                    current_latency_ns=cp.after_median if timed else None)
+            except PerfdError as exc:
+                errors.append(f"{cp.benchmark}: {exc}")
+                services.events(EvidenceFailed(cp.benchmark, str(exc)))
+                continue
+            found.append(StepEvidence(cp, bundle))
+    return AnalyzeResult(report, tuple(found), tuple(errors))
+
+
+def analyze_range(store: Reader, suite: SuiteConfig, repo: Repository, opts: AnalyzeRequest, *,
+                  machine_id: str) -> AnalyzeReport:
+    """Analyse every series of ``suite`` on ``machine_id`` over BASE..HEAD from stored runs
+    read through one snapshot. Raises RepositoryError for a bad range or commit, StorageError."""
+    base, head = resolve_range(repo, opts.range)
     commits = [(base, repo.subject(base)), *repo.commits_between(base, head)]
     position = {sha: i for i, (sha, _subject) in enumerate(commits)}
     subjects = dict(commits)
@@ -136,7 +194,7 @@ def analyze_range(suite: SuiteConfig, range_text: str, store: ResultStore, *, ma
     pending: list[_Pending] = []
     runs_at: dict[str, set[int]] = {sha: set() for sha in position}
     for key in store.series_keys(suite=suite.name, machine_id=machine_id):
-        points = [p for p in store.series_points(key, exclude_tiers=("compare",))
+        points = [p for p in store.series_points(key, exclude_tiers=NOT_HISTORY_TIERS)
                   if p.commit_sha in position]
         points.sort(key=lambda p: (position[p.commit_sha], p.started_at, p.run_id))
         if not points and not _configured(suite, key):
@@ -177,9 +235,9 @@ def analyze_range(suite: SuiteConfig, range_text: str, store: ResultStore, *, ma
     )
 
 
-def _analyze_series(store: ResultStore, key: SeriesKey, points: list[SeriesPoint], unit: str,
+def _analyze_series(store: Reader, key: SeriesKey, points: list[SeriesPoint], unit: str,
                     direction: Direction, threshold: float, info: _CommitLookup,
-                    position: dict[str, int], opts: AnalyzeOptions,
+                    position: dict[str, int], opts: AnalyzeRequest,
                     rng: np.random.Generator) -> _Pending:
     """Change points and the start-vs-end comparison (before FDR) of one series."""
     measured = sorted({p.commit_sha for p in points}, key=position.__getitem__)

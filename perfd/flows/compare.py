@@ -10,26 +10,32 @@ import numpy as np
 
 from perfd.analysis.compare import Comparison, compare_independent, lockstep_pair_values
 from perfd.analysis.fdr import apply_fdr, infrastructure_shift
-from perfd.analysis.sequential import next_step
-from perfd.config import SuiteConfig
-from perfd.errors import PerfdError
-from perfd.flows.evidence import collect_evidence, summarize_bundle
-from perfd.model import ProcessResult
-from perfd.report.compare import (
+from perfd.analysis.results import (
     CommitInfo,
     ComparedBenchmark,
     CompareReport,
     EvidenceSummary,
     sort_rows,
 )
-from perfd.runner.build import Builder
+from perfd.analysis.sequential import next_step
+from perfd.config import SuiteConfig
+from perfd.context import Services
+from perfd.errors import PerfdError
+from perfd.events import CompareStarted
+from perfd.flows.evidence import collect_evidence, summarize_bundle
+from perfd.flows.run import recover_interrupted, run_options
+from perfd.model import NOT_HISTORY_TIERS, ProcessResult, RunTier
 from perfd.runner.git import Repository
-from perfd.runner.pipeline import RunOptions, run_interleaved
-from perfd.store import ResultStore
+from perfd.runner.pipeline import run_interleaved
+from perfd.store import RunInfo
 
 
 @dataclass(frozen=True, slots=True)
-class CompareOptions:
+class CompareRequest:
+    suite: str  # a suite name of the config, or a path to its YAML
+    baseline: str  # commit id, branch or tag
+    current: str
+    repository: str | None = None  # instead of the suite's
     threshold_pct: float | None = None  # None: each benchmark's own threshold_pct
     alpha: float = 0.05
     fdr_q: float = 0.05
@@ -53,15 +59,28 @@ def _pair_values(base: Sequence[ProcessResult], cur: Sequence[ProcessResult],
     return lockstep_pair_values(sides[0], sides[1])
 
 
-def compare_commits(suite: SuiteConfig, baseline_rev: str, current_rev: str, store: ResultStore,
-                    run_opts: RunOptions, opts: CompareOptions) -> CompareReport:
-    """Compare two commits of a suite on this machine; the report carries the verdict."""
-    repo = Repository.open(run_opts.repository or suite.repository_location(),
-                           run_opts.data_dir / "mirrors")
-    base_sha, cur_sha = repo.resolve(baseline_rev), repo.resolve(current_rev)
-    stored = [store.runs_for_commit(suite.name, sha, run_opts.machine_id) for sha in (base_sha, cur_sha)]
-    stored = [[r for r in runs if r.tier != "compare"] for runs in stored]
+def compare(services: Services, opts: CompareRequest) -> CompareReport:
+    """Compare two commits of a suite on this machine; the report carries the verdict.
+
+    Measuring (interleaved pairs, evidence) happens under the machine lock. Raises
+    ConfigError, RepositoryError, BuildError, HarnessError, StorageError, MachineBusyError."""
+    suite = services.suite(opts.suite)
+    repo = services.repository(suite, opts.repository)
+    base_sha, cur_sha = repo.resolve(opts.baseline), repo.resolve(opts.current)
+    with services.store.reading() as r:
+        stored = [[run for run in r.runs_for_commit(suite.name, sha, services.machine_id)
+                   if run.tier not in NOT_HISTORY_TIERS] for sha in (base_sha, cur_sha)]
     interleave = opts.interleave if opts.interleave is not None else not all(stored)
+    if not interleave:  # reads stored runs; evidence, if any, takes the machine itself
+        return _compare(services, suite, repo, base_sha, cur_sha, stored, opts, interleave=False)
+    with services.machine.hold(f"a compare of suite {suite.name}"):
+        return _compare(services, suite, repo, base_sha, cur_sha, stored, opts, interleave=True)
+
+
+def _compare(services: Services, suite: SuiteConfig, repo: Repository, base_sha: str,
+             cur_sha: str, stored: list[list[RunInfo]], opts: CompareRequest,
+             interleave: bool) -> CompareReport:
+    store = services.store
     rng = np.random.default_rng(opts.seed)
 
     def threshold(bench: str) -> float:
@@ -69,8 +88,8 @@ def compare_commits(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
 
     rows: list[ComparedBenchmark] = []
     if interleave:
-        run_opts.progress(f"comparing {base_sha[:12]} and {cur_sha[:12]} in interleaved pairs "
-                          f"({opts.min_pairs}..{opts.max_pairs} per benchmark)")
+        recover_interrupted(services)
+        services.events(CompareStarted(base_sha, cur_sha, opts.min_pairs, opts.max_pairs))
 
         def keep_going(bench: str, base: Sequence[ProcessResult], cur: Sequence[ProcessResult]) -> bool:
             primary = suite.settings_for(bench).metrics[0]
@@ -80,8 +99,10 @@ def compare_commits(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
                              rng=np.random.default_rng(opts.seed))
             return step.action == "continue"
 
-        outcome = run_interleaved(suite, base_sha, cur_sha, store, run_opts, keep_going=keep_going,
-                                  min_pairs=opts.min_pairs, max_pairs=opts.max_pairs)
+        outcome = run_interleaved(suite, repo, services.builder, base_sha, cur_sha, store,
+                                  run_options(services, tier=RunTier.COMPARE, seed=opts.seed),
+                                  keep_going=keep_going, min_pairs=opts.min_pairs,
+                                  max_pairs=opts.max_pairs)
         base_run, cur_run = outcome.baseline.run_id, outcome.current.run_id
         for bench in suite.benchmarks:
             for metric in suite.settings_for(bench.name).metrics:
@@ -98,25 +119,28 @@ def compare_commits(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
                                               step.comparison, outcome.pairs[bench.name]))
     else:
         base_run, cur_run = stored[0][0].id, stored[1][0].id
-        run_opts.progress(f"comparing stored runs {base_run} ({base_sha[:12]}) and "
-                          f"{cur_run} ({cur_sha[:12]})")
-        env_changed = store.environment_hash(base_run) != store.environment_hash(cur_run)
-        for bench in suite.benchmarks:
-            for metric in suite.settings_for(bench.name).metrics:
-                base = store.process_values(base_run, bench.name, metric.name)
-                cur = store.process_values(cur_run, bench.name, metric.name)
-                if not base or not cur:
-                    continue
-                comparison = compare_independent(
-                    base, cur, direction=metric.direction, threshold_pct=threshold(bench.name),
-                    alpha=opts.alpha, env_changed=env_changed, rng=rng)
-                rows.append(ComparedBenchmark(bench.name, metric.name, metric.unit, comparison))
+        services.events(CompareStarted(base_sha, cur_sha, opts.min_pairs, opts.max_pairs,
+                                       base_run, cur_run))
+        with store.reading() as r:
+            env_changed = r.environment_hash(base_run) != r.environment_hash(cur_run)
+            for bench in suite.benchmarks:
+                for metric in suite.settings_for(bench.name).metrics:
+                    base = r.process_values(base_run, bench.name, metric.name)
+                    cur = r.process_values(cur_run, bench.name, metric.name)
+                    if not base or not cur:
+                        continue
+                    comparison = compare_independent(
+                        base, cur, direction=metric.direction,
+                        threshold_pct=threshold(bench.name), alpha=opts.alpha,
+                        env_changed=env_changed, rng=rng)
+                    rows.append(ComparedBenchmark(bench.name, metric.name, metric.unit,
+                                                  comparison))
 
     adjusted: list[Comparison] = apply_fdr([r.comparison for r in rows], q=opts.fdr_q)
     rows = [ComparedBenchmark(r.benchmark, r.metric, r.unit, c, r.pairs)
             for r, c in zip(rows, adjusted, strict=True)]
     report = CompareReport(
-        suite=suite.name, machine_id=run_opts.machine_id,
+        suite=suite.name, machine_id=services.machine_id,
         baseline=CommitInfo(base_sha, repo.subject(base_sha)),
         current=CommitInfo(cur_sha, repo.subject(cur_sha)),
         mode="interleaved" if interleave else "stored runs",
@@ -129,17 +153,15 @@ def compare_commits(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
         return report
     evidence: list[EvidenceSummary] = []
     errors: list[str] = []
-    builder = Builder(run_opts.data_dir / "builds")
     for name in dict.fromkeys(r.benchmark for r in report.regressions):
         time_row = next((r for r in report.rows if r.benchmark == name and r.metric == "time"), None)
         try:
             bundle = collect_evidence(
-                suite, repo, builder, base_sha, cur_sha, name,
+                services, suite, repo, base_sha, cur_sha, name,
                 opts.evidence_dir / f"compare-{base_sha[:12]}-{cur_sha[:12]}" / name.replace("/", "_"),
                 method=opts.profiler,
                 baseline_latency_ns=time_row.comparison.baseline_median if time_row else None,
-                current_latency_ns=time_row.comparison.current_median if time_row else None,
-                progress=run_opts.progress)
+                current_latency_ns=time_row.comparison.current_median if time_row else None)
         except PerfdError as exc:
             errors.append(f"{name}: {exc}")
             continue

@@ -8,8 +8,12 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from perfd.analysis.results import EvidenceSummary
 from perfd.atomic import write_text_atomically
 from perfd.config import SuiteConfig
+from perfd.context import Services
+from perfd.errors import UsageError
+from perfd.events import Profiling
 from perfd.evidence.attribution import Suspect, suspects_for
 from perfd.evidence.capture import CaptureResult, capture_profile
 from perfd.evidence.counters import CounterDiff, counters_from_harness, diff_counters
@@ -17,10 +21,7 @@ from perfd.evidence.flamegraph import render_diff_flamegraph, render_flamegraph
 from perfd.evidence.hotspots import Hotspot, hotspots
 from perfd.evidence.profile import diff_profiles, to_folded
 from perfd.evidence.speedscope import to_speedscope
-from perfd.report.compare import EvidenceSummary
-from perfd.runner.build import Builder
 from perfd.runner.git import Repository
-from perfd.runner.pipeline import Progress
 
 SUSPECT_FUNCTIONS = 5  # guilty-commit search for this many grown hotspots
 
@@ -46,12 +47,58 @@ class EvidenceBundle:
         return self.directory / "report.md"
 
 
-def collect_evidence(suite: SuiteConfig, repo: Repository, builder: Builder, baseline_sha: str,
+@dataclass(frozen=True, slots=True)
+class AlertEvidenceRequest:
+    alert_id: int
+    output_dir: Path | None = None  # default: <data_dir>/evidence/alert-<id>
+    profiler: str = "auto"  # auto | perf | harness
+    repository: str | None = None  # instead of the suite's
+
+
+def alert_evidence(services: Services, request: AlertEvidenceRequest) -> EvidenceBundle:
+    """Profile an alert's baseline and first bad commit; store the bundle's path on the alert.
+
+    Raises NotFoundError, UsageError (infrastructure alert), EvidenceError, BuildError."""
+    store = services.store
+    with store.reading() as r:
+        alert, _ = r.get_alert(request.alert_id)
+        if not alert.series.benchmark:
+            raise UsageError(f"alert {alert.id} is an infrastructure alert: there is no benchmark "
+                             "to profile; compare the runs' environments with `perfd runs show`")
+
+        def latency(run_id: int | None) -> float | None:
+            if run_id is None:
+                return None
+            return next((s.median for s in r.statistics(run_id)
+                         if s.benchmark == alert.series.benchmark and s.metric == "time"), None)
+
+        baseline_ns, current_ns = latency(alert.baseline_run_id), latency(alert.last_run_id)
+    suite = services.suite(alert.series.suite)
+    repo = services.repository(suite, request.repository)
+    bundle = collect_evidence(
+        services, suite, repo, alert.baseline_commit, alert.first_bad_commit,
+        alert.series.benchmark,
+        request.output_dir or services.data_dir / "evidence" / f"alert-{alert.id}",
+        baseline_latency_ns=baseline_ns, current_latency_ns=current_ns, method=request.profiler)
+    store.set_evidence_path(alert.id, str(bundle.directory))
+    return bundle
+
+
+def collect_evidence(services: Services, suite: SuiteConfig, repo: Repository, baseline_sha: str,
                      current_sha: str, benchmark: str, out_dir: Path, *,
                      baseline_latency_ns: float | None = None,
                      current_latency_ns: float | None = None, method: str = "auto",
-                     cpu: int | None = None, progress: Progress = lambda m: None) -> EvidenceBundle:
-    """Profile benchmark at both commits and write the bundle into out_dir (replaced whole)."""
+                     cpu: int | None = None) -> EvidenceBundle:
+    """Profile benchmark at both commits (under the machine lock) and write the bundle into
+    out_dir (replaced whole). Raises EvidenceError, BuildError, RepositoryError."""
+    with services.machine.hold(f"profiling {suite.name} / {benchmark}"):
+        return _collect(services, suite, repo, baseline_sha, current_sha, benchmark, out_dir,
+                        baseline_latency_ns, current_latency_ns, method, cpu)
+
+
+def _collect(services: Services, suite: SuiteConfig, repo: Repository, baseline_sha: str,
+             current_sha: str, benchmark: str, out_dir: Path, baseline_latency_ns: float | None,
+             current_latency_ns: float | None, method: str, cpu: int | None) -> EvidenceBundle:
     settings = suite.settings_for(benchmark)
     if cpu is None and settings.cpus:
         cpu = settings.cpus[0]
@@ -61,8 +108,8 @@ def collect_evidence(suite: SuiteConfig, repo: Repository, builder: Builder, bas
     captures: dict[str, CaptureResult] = {}
     counters = {}
     for side, sha in (("baseline", baseline_sha), ("current", current_sha)):
-        built = builder.build(suite, repo, sha)
-        progress(f"profiling {benchmark} at {sha[:12]} ({side})")
+        built = services.builder.build(suite, repo, sha)
+        services.events(Profiling(benchmark, sha, side))
         # ~2 s of profile per side (~2,000 samples with perf): shares good to about a point.
         captures[side] = capture_profile(
             built.binary, benchmark, method=method, cpu=cpu, workdir=tmp / f"work-{side}",

@@ -1,11 +1,15 @@
-"""One suite at one commit: check out, build, run every benchmark in N processes, store."""
+"""One suite at one commit: build, run every benchmark in N processes (or in lock-step pairs
+with another commit), store.
+
+The repository, the builder and the store are handed in (see perfd.context.Services); the
+caller holds the machine lock. Progress goes to ``opts.events`` as typed events.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import random
-import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -17,14 +21,26 @@ from perfd.analysis.summary import summarize_processes
 from perfd.atomic import write_text_atomically
 from perfd.config import SuiteConfig, expand
 from perfd.errors import ConfigError, HarnessError, PerfdError
+from perfd.events import (
+    BuildFinished,
+    BuildStarted,
+    EventSink,
+    PairStarted,
+    ProcessStarted,
+    RunBegun,
+    RunNotMarked,
+    discard,
+)
 from perfd.model import (
     BENCHMARK_DATA_VERSION,
     COUNTER_METRICS,
     EnvFingerprint,
     HarnessContext,
     ProcessResult,
+    RunOutcome,
     RunResult,
     RunStart,
+    RunTier,
     Summary,
     stable_hash,
 )
@@ -32,37 +48,17 @@ from perfd.runner.build import Builder, BuiltHarness
 from perfd.runner.execute import HarnessRunner, Measure, PlannedProcess, plan_rounds, run_in_turns
 from perfd.runner.fingerprint import HostProbe
 from perfd.runner.git import Repository
-from perfd.runner.procs import pid_alive
 from perfd.store import ResultStore
 
-Progress = Callable[[str], None]
 
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    run_id: int
-    commit_sha: str
-    built: BuiltHarness
-    result: RunResult
-    # metrics the suite asked for that this machine could not measure, with the reason
-    unavailable: dict[str, str] = field(default_factory=dict)
-    data_path: Path | None = None
-
-
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
-    data_dir: Path
     machine_id: str
     output_dir: Path | None = None
-    repository: str | None = None  # overrides the suite's repository
     seed: int | None = None
-    tier: str = "manual"
+    tier: str = RunTier.MANUAL
     probe: HostProbe = field(default_factory=HostProbe)
-    progress: Progress = lambda message: None
-
-    def allowed_cpus(self) -> set[int]:
-        """CPUs this process may run on (respects cgroup cpusets and systemd CPUAffinity=)."""
-        return set(os.sched_getaffinity(0))
+    events: EventSink = discard
 
 
 def measures_for(suite: SuiteConfig) -> list[Measure]:
@@ -88,17 +84,12 @@ def benchmark_config_hash(suite: SuiteConfig, name: str) -> str:
     })
 
 
-def _open_repository(suite: SuiteConfig, store: ResultStore, opts: RunOptions) -> Repository:
-    repo = Repository.open(opts.repository or suite.repository_location(), opts.data_dir / "mirrors")
-    for stale in store.recover_interrupted(socket.gethostname(), pid_alive):
-        opts.progress(f"run {stale} was interrupted earlier (its perfd process is gone): marked FAILED")
-    return repo
-
-
-def _build(suite: SuiteConfig, repo: Repository, sha: str, opts: RunOptions) -> BuiltHarness:
-    opts.progress(f"building {suite.name} at {sha[:12]}")
-    built = Builder(opts.data_dir / "builds").build(suite, repo, sha)
-    opts.progress(f"build {'reused' if built.cached else 'done'}: {built.binary}")
+def build_reporting(builder: Builder, suite: SuiteConfig, repo: Repository, sha: str,
+                    events: EventSink) -> BuiltHarness:
+    """Build (or reuse) suite at sha, telling events. Raises BuildError, RepositoryError."""
+    events(BuildStarted(suite.name, sha))
+    built = builder.build(suite, repo, sha)
+    events(BuildFinished(str(built.binary), built.cached))
     return built
 
 
@@ -118,6 +109,7 @@ class _Side:
             config_hash=stable_hash(sorted(config_hashes.items())), build_hash=built.build_hash,
             started_at=datetime.now(UTC), pid=os.getpid(), tier=tier,
         ))
+        opts.events(RunBegun(self.run_id, suite.name, sha, tier))
 
     @contextmanager
     def recording(self) -> Iterator[None]:
@@ -135,7 +127,7 @@ class _Side:
         try:
             self.store.fail_run(self.run_id, error, self.processes, self.environment)
         except PerfdError as exc:  # keep the original error; the next run marks it
-            self.opts.progress(f"could not mark run {self.run_id} FAILED ({exc}); the next run will")
+            self.opts.events(RunNotMarked(self.run_id, str(exc)))
 
     def check_offers(self, measures: Sequence[Measure]) -> None:
         offered = set(self.runner.list_benchmarks())
@@ -180,17 +172,23 @@ class _Side:
         )
         out = self.opts.output_dir
         self.store.complete_run(self.run_id, result, output_dir=str(out) if out else None)
-        return RunOutcome(self.run_id, self.sha, self.built, result, unavailable)
+        return RunOutcome(self.run_id, self.suite.name, self.sha, self.opts.machine_id,
+                          self.built.build_hash, str(self.built.binary), result, unavailable)
 
 
-def run_suite(suite: SuiteConfig, rev: str, store: ResultStore, opts: RunOptions) -> RunOutcome:
+def allowed_cpus() -> set[int]:
+    """CPUs this process may run on (respects cgroup cpusets and systemd CPUAffinity=)."""
+    return set(os.sched_getaffinity(0))
+
+
+def run_suite(suite: SuiteConfig, repo: Repository, builder: Builder, rev: str,
+              store: ResultStore, opts: RunOptions) -> RunOutcome:
     """Build and measure suite at rev; store the run atomically. Raises PerfdError subclasses."""
-    repo = _open_repository(suite, store, opts)
     sha = repo.resolve(rev)
     measures = measures_for(suite)
-    check_cpus(suite, measures, opts.allowed_cpus())
+    check_cpus(suite, measures, allowed_cpus())
     config_hashes = {m.name: benchmark_config_hash(suite, m.name) for m in measures}
-    built = _build(suite, repo, sha, opts)
+    built = build_reporting(builder, suite, repo, sha, opts.events)
     side = _Side(suite, sha, built, store, opts, config_hashes, opts.tier)
     with side.recording():
         side.check_offers(measures)
@@ -198,14 +196,14 @@ def run_suite(suite: SuiteConfig, rev: str, store: ResultStore, opts: RunOptions
         side.environment = environment
         plan = plan_rounds(measures, random.Random(opts.seed))
         for i, planned in enumerate(plan, start=1):
-            opts.progress(f"[{i}/{len(plan)}] {planned.benchmark.name} "
-                          f"process {planned.repetition + 1}/{planned.benchmark.repetitions}")
+            opts.events(ProcessStarted(i, len(plan), planned.benchmark.name,
+                                       planned.repetition + 1, planned.benchmark.repetitions))
             side.run(planned)
         outcome = side.complete(environment)
     if opts.output_dir is not None:
         path = write_benchmark_data(opts.output_dir, outcome.run_id, suite, sha, opts, built,
                                     outcome.result)
-        outcome = replace(outcome, data_path=path)
+        outcome = replace(outcome, data_path=str(path))
     return outcome
 
 
@@ -221,9 +219,9 @@ class PairedOutcome:
     pairs: dict[str, int]  # benchmark -> pairs measured
 
 
-def run_interleaved(suite: SuiteConfig, baseline_rev: str, current_rev: str, store: ResultStore,
-                    opts: RunOptions, *, keep_going: KeepGoing, min_pairs: int = 5,
-                    max_pairs: int = 20) -> PairedOutcome:
+def run_interleaved(suite: SuiteConfig, repo: Repository, builder: Builder, baseline_rev: str,
+                    current_rev: str, store: ResultStore, opts: RunOptions, *,
+                    keep_going: KeepGoing, min_pairs: int = 5, max_pairs: int = 20) -> PairedOutcome:
     """Build both commits and run them in randomised pairs of processes on this machine.
 
     Pair i of a benchmark runs one baseline and one current process at the same time on the
@@ -235,13 +233,12 @@ def run_interleaved(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
     """
     if not 2 <= min_pairs <= max_pairs:
         raise ConfigError(f"pairs: need 2 <= min_pairs <= max_pairs, got {min_pairs}..{max_pairs}")
-    repo = _open_repository(suite, store, opts)
     shas = repo.resolve(baseline_rev), repo.resolve(current_rev)
     measures = measures_for(suite)
-    check_cpus(suite, measures, opts.allowed_cpus())
+    check_cpus(suite, measures, allowed_cpus())
     config_hashes = {m.name: benchmark_config_hash(suite, m.name) for m in measures}
-    builds = [_build(suite, repo, sha, opts) for sha in shas]
-    sides = [_Side(suite, sha, built, store, opts, config_hashes, "compare")
+    builds = [build_reporting(builder, suite, repo, sha, opts.events) for sha in shas]
+    sides = [_Side(suite, sha, built, store, opts, config_hashes, RunTier.COMPARE)
              for sha, built in zip(shas, builds, strict=True)]
     rng = random.Random(opts.seed)
     pairs = dict.fromkeys((m.name for m in measures), 0)
@@ -259,8 +256,7 @@ def run_interleaved(suite: SuiteConfig, baseline_rev: str, current_rev: str, sto
             for m in active:
                 cpu = m.cpus[i % len(m.cpus)] if m.cpus else None
                 first = rng.randrange(2)
-                opts.progress(f"pair {i + 1}: {m.name} "
-                              f"(taking turns, {sides[first].sha[:8]} first)")
+                opts.events(PairStarted(i + 1, m.name, sides[first].sha))
                 results = run_in_turns([s.runner for s in sides], PlannedProcess(m, i, i, cpu),
                                        first=first, labels=("baseline", "current"))
                 for side, (process, context) in zip(sides, results, strict=True):

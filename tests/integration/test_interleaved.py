@@ -8,13 +8,20 @@ import pytest
 
 from perfd.config import find_suite
 from perfd.errors import HarnessError
+from perfd.runner.build import Builder
+from perfd.runner.git import Repository
 from perfd.runner.pipeline import RunOptions, run_interleaved
 from perfd.store import ResultStore
 
 
 def options(workspace, progress=None) -> RunOptions:
-    return RunOptions(data_dir=workspace.path / "state", machine_id="test-machine", seed=7,
-                      progress=progress or (lambda m: None))
+    return RunOptions(machine_id="test-machine", seed=7,
+                      events=(lambda e: progress(e.message)) if progress else (lambda e: None))
+
+
+def deps(workspace, suite):
+    state = workspace.path / "state"
+    return Repository.open(suite.repository_location(), state / "mirrors"), Builder(state / "builds")
 
 
 def test_pairs_until_keep_going_says_stop(workspace):
@@ -28,7 +35,7 @@ def test_pairs_until_keep_going_says_stop(workspace):
         return name == "fake/two" and len(base) < 4
 
     messages: list[str] = []
-    out = run_interleaved(suite, workspace.commits[0], workspace.commits[1], store,
+    out = run_interleaved(suite, *deps(workspace, suite), workspace.commits[0], workspace.commits[1], store,
                           options(workspace, messages.append), keep_going=keep_going,
                           min_pairs=2, max_pairs=6)
     assert out.pairs == {"fake/one": 2, "fake/two": 4}
@@ -52,7 +59,7 @@ def test_a_crash_on_one_side_fails_both_runs(workspace, monkeypatch):
     store = ResultStore.open(f"sqlite:///{workspace.db_path}")
     suite = find_suite("fake", Path("suites"))
     with pytest.raises(HarnessError, match="SIGSEGV"):
-        run_interleaved(suite, workspace.commits[0], workspace.commits[1], store,
+        run_interleaved(suite, *deps(workspace, suite), workspace.commits[0], workspace.commits[1], store,
                         options(workspace), keep_going=lambda *a: True, min_pairs=2, max_pairs=3)
     assert {r.status for r in store.list_runs()} == {"FAILED"}
     assert workspace.count("statistics") == 0
