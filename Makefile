@@ -23,17 +23,20 @@ demo: $(VENV)/.installed harness
 test: $(VENV)/.installed
 	scripts/install-test-deps.sh
 	$(MAKE) -C harness test
-	$(PY) -m ruff check perfd tests benchmarks
-	$(PY) -m mypy perfd
+	$(MAKE) lint
 	$(PY) -m pytest -q
 
-# unit tests only (seconds): the end-to-end tests are marked slow
+# The quick loop while editing (under a minute): lint, the layer contracts and the unit tests
+# (tests/unit, no real C builds, profilers, browsers or daemons). CI runs `make test`.
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+	@echo "test-fast: ruff, mypy, import contracts, unit tests (tests/unit); make test runs everything"
+	$(MAKE) lint
+	$(PY) -m pytest -q -m "not slow" tests/unit
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check perfd tests benchmarks
 	$(PY) -m mypy perfd
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	$(MAKE) -C harness clean
