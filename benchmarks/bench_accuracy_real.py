@@ -68,6 +68,7 @@ from perfd.analysis.compare import (  # noqa: E402
 )
 from perfd.analysis.sequential import next_step  # noqa: E402
 from perfd.errors import HarnessError  # noqa: E402
+from perfd.locks import holding_machine  # noqa: E402
 from perfd.model import Direction  # noqa: E402
 from perfd.runner.execute import HarnessRunner, Measure, PlannedProcess, run_in_turns  # noqa: E402
 
@@ -667,56 +668,64 @@ def main(argv: list[str] | None = None) -> int:
     log(f"state file {state_path} ({len(done)} trials saved); load average {fmt_load(loadavg())}")
 
     if not args.report_only:
-        build_root = args.workdir / f"builds-{src}"
-        binaries = build_all(build_root, kernels, levels, log)
-        state_path.with_suffix(".builds").write_text(f"{build_root}\n")
-        runners = {name: HarnessRunner(path) for name, path in binaries.items()}
-        cells = [(k, lv, m) for k in kernels for lv in levels for m in modes]
-        todo_total = sum(cell_key(k, lv, m, t) not in done
-                         for t in range(args.trials) for k, lv, m in cells)
-        if todo_total:  # sessions that measure something: their dates and load averages
-            start = session_record("start", own_command(args.argv))
-            append_state(state_path, start)
-            sessions.append(start)
-        log(f"{todo_total} trials to run ({len(cells)} cells x {args.trials} trials, "
-            f"{len(done)} saved)")
-        started = time.perf_counter()
-        ran = 0
-        for trial in range(args.trials):
-            order = list(cells)
-            random.Random(derived_seed(s.seed, "order", trial)).shuffle(order)
-            for kernel, lv, mode in order:
-                key = cell_key(kernel, lv, mode, trial)
-                if key in done:
-                    continue
-                bench = KERNELS[kernel][0]
-                seed = derived_seed(s.seed, kernel, level_text(lv), mode, trial)
-                base, cand = runners["base"], runners[candidate_variant(kernel, lv)]
-                t0 = time.perf_counter()
-                load1 = loadavg()[0]
-                if mode == "interleaved":
-                    rec = run_interleaved_trial(base, cand, bench, lv, s, seed, log)
-                else:
-                    rec = run_sequential_trial(base, cand, bench, lv, s, seed, log)
-                rec.update(kernel=kernel, level=level_text(lv), mode=mode, trial=trial,
-                           seconds=time.perf_counter() - t0, load1=load1)
-                append_state(state_path, rec)
-                done[key] = rec
-                ran += 1
-                elapsed = time.perf_counter() - started
-                eta = elapsed / ran * (todo_total - ran)
-                conf = f"/{rec['confidence']}" if rec["confidence"] else ""
-                log(f"trial {trial + 1}/{args.trials} {bench} knob {lv:g}% {mode}: "
-                    f"{rec['status']}{conf} with {rec['n']} {'pairs' if mode == 'interleaved' else 'a side'}"
-                    f" ({rec['change_pct']:+.2f}%), {rec['seconds']:.1f} s, load {load1:.2f}; "
-                    f"{ran}/{todo_total} done, ETA {eta / 60:.1f} min")
-        log(f"finished: {ran} trials in {(time.perf_counter() - started) / 60:.1f} min")
-        if todo_total:
-            end = session_record("end", own_command(args.argv))
-            append_state(state_path, end)
-            sessions.append(end)
+        with holding_machine("benchmarks/bench_accuracy_real.py"):  # never two benchmarks at once
+            measure(args, s, kernels, levels, modes, src, done, sessions, state_path, log)
     sys.stdout.write(report(args, s, kernels, levels, modes, done, sessions, state_path))
     return 0
+
+
+def measure(args: argparse.Namespace, s: Settings, kernels: list[str], levels: list[float],
+            modes: list[str], src: str, done: dict[str, Any], sessions: list[Any],
+            state_path: Path, log: Callable[[str], None]) -> None:
+    """Build every variant and run the trials not yet in the state file (appending each)."""
+    build_root = args.workdir / f"builds-{src}"
+    binaries = build_all(build_root, kernels, levels, log)
+    state_path.with_suffix(".builds").write_text(f"{build_root}\n")
+    runners = {name: HarnessRunner(path) for name, path in binaries.items()}
+    cells = [(k, lv, m) for k in kernels for lv in levels for m in modes]
+    todo_total = sum(cell_key(k, lv, m, t) not in done
+                     for t in range(args.trials) for k, lv, m in cells)
+    if todo_total:  # sessions that measure something: their dates and load averages
+        start = session_record("start", own_command(args.argv))
+        append_state(state_path, start)
+        sessions.append(start)
+    log(f"{todo_total} trials to run ({len(cells)} cells x {args.trials} trials, "
+        f"{len(done)} saved)")
+    started = time.perf_counter()
+    ran = 0
+    for trial in range(args.trials):
+        order = list(cells)
+        random.Random(derived_seed(s.seed, "order", trial)).shuffle(order)
+        for kernel, lv, mode in order:
+            key = cell_key(kernel, lv, mode, trial)
+            if key in done:
+                continue
+            bench = KERNELS[kernel][0]
+            seed = derived_seed(s.seed, kernel, level_text(lv), mode, trial)
+            base, cand = runners["base"], runners[candidate_variant(kernel, lv)]
+            t0 = time.perf_counter()
+            load1 = loadavg()[0]
+            if mode == "interleaved":
+                rec = run_interleaved_trial(base, cand, bench, lv, s, seed, log)
+            else:
+                rec = run_sequential_trial(base, cand, bench, lv, s, seed, log)
+            rec.update(kernel=kernel, level=level_text(lv), mode=mode, trial=trial,
+                       seconds=time.perf_counter() - t0, load1=load1)
+            append_state(state_path, rec)
+            done[key] = rec
+            ran += 1
+            elapsed = time.perf_counter() - started
+            eta = elapsed / ran * (todo_total - ran)
+            conf = f"/{rec['confidence']}" if rec["confidence"] else ""
+            log(f"trial {trial + 1}/{args.trials} {bench} knob {lv:g}% {mode}: "
+                f"{rec['status']}{conf} with {rec['n']} {'pairs' if mode == 'interleaved' else 'a side'}"
+                f" ({rec['change_pct']:+.2f}%), {rec['seconds']:.1f} s, load {load1:.2f}; "
+                f"{ran}/{todo_total} done, ETA {eta / 60:.1f} min")
+    log(f"finished: {ran} trials in {(time.perf_counter() - started) / 60:.1f} min")
+    if todo_total:
+        end = session_record("end", own_command(args.argv))
+        append_state(state_path, end)
+        sessions.append(end)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from perfd.analysis.compare import Comparison, Status, compare_independent, compare_paired  # noqa: E402
 from perfd.analysis.fdr import apply_fdr  # noqa: E402
+from perfd.locks import holding_machine  # noqa: E402
 from perfd.model import Direction  # noqa: E402
 from perfd.runner import fingerprint  # noqa: E402
 
@@ -176,4 +177,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Never two benchmarks at once: wait for any perfd run, compare or benchmark on this machine.
+    with holding_machine("benchmarks/bench_accuracy_sim.py"):
+        sys.exit(main())

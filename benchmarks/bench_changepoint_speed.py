@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from perfd.analysis.changepoint import detect_change_points  # noqa: E402
+from perfd.locks import holding_machine  # noqa: E402
 from perfd.runner import fingerprint  # noqa: E402
 
 LEVEL = 1000.0
@@ -174,4 +175,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Never two benchmarks at once: wait for any perfd run, compare or benchmark on this machine.
+    with holding_machine("benchmarks/bench_changepoint_speed.py"):
+        sys.exit(main())

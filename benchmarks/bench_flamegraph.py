@@ -41,6 +41,7 @@ from perfd.evidence import (  # noqa: E402
     render_diff_flamegraph,
     render_flamegraph,
 )
+from perfd.locks import holding_machine  # noqa: E402
 from perfd.runner import fingerprint  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "profiles" / "perf_script_request_handle.txt"
@@ -213,4 +214,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Never two benchmarks at once: wait for any perfd run, compare or benchmark on this machine.
+    with holding_machine("benchmarks/bench_flamegraph.py"):
+        sys.exit(main())

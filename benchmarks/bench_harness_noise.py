@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from perfd.locks import holding_machine  # noqa: E402
 from perfd.runner.fingerprint import cpu_model  # noqa: E402
 from perfd.runner.parse import parse_harness_json  # noqa: E402
 
@@ -78,4 +79,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Never two benchmarks at once: wait for any perfd run, compare or benchmark on this machine.
+    with holding_machine("benchmarks/bench_harness_noise.py"):
+        main()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import sqlalchemy
 
+from perfd.locks import holding_machine  # noqa: E402
 from perfd.model import (
     BenchmarkSamples,
     Direction,
@@ -154,4 +155,6 @@ processes x {n_samples} samples, metric time), {args.repeat} runs into {where}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Never two benchmarks at once: wait for any perfd run, compare or benchmark on this machine.
+    with holding_machine("benchmarks/bench_ingest.py"):
+        sys.exit(main())

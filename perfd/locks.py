@@ -18,6 +18,7 @@ import errno
 import fcntl
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfd.errors import MachineBusyError, StorageError
-from perfd.events import EventSink, MachineAcquired, MachineWaiting, discard
+from perfd.events import Event, EventSink, MachineAcquired, MachineWaiting, discard
 
 LOCK_PATH_ENV = "PERFD_MACHINE_LOCK"
 # /run/lock is a machine-wide tmpfs (mode 1777) on Debian and systemd hosts: every perfd on
@@ -197,6 +198,18 @@ class MachineLock:
             pass
         finally:
             os.close(fd)  # closing the last descriptor drops the flock
+
+
+def _print_event(event: Event) -> None:
+    print(f"perfd: {event.message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def holding_machine(what: str, data_dir: Path = Path(".perfd")) -> Iterator[MachineLock]:
+    """Hold this machine's lock for a tool outside the CLI (perfd's own benchmarks), waiting
+    and saying so on stderr like the CLI does."""
+    with MachineLock(default_machine_lock_path(data_dir), events=_print_event).hold(what) as lock:
+        yield lock
 
 
 @contextmanager

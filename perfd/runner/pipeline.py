@@ -113,7 +113,8 @@ class _Side:
 
     @contextmanager
     def recording(self) -> Iterator[None]:
-        """Any error or Ctrl-C inside marks this run FAILED (no statistics) and propagates."""
+        """Any error, Ctrl-C or other exit inside marks this run FAILED (no statistics) and
+        propagates."""
         try:
             yield
         except PerfdError as exc:
@@ -121,6 +122,9 @@ class _Side:
             raise
         except KeyboardInterrupt:
             self.fail("interrupted by the user (SIGINT)")
+            raise
+        except BaseException as exc:  # e.g. stderr closed under us: never leave it RUNNING
+            self.fail(f"perfd stopped: {type(exc).__name__}: {exc}")
             raise
 
     def fail(self, error: str) -> None:
