@@ -7,6 +7,11 @@ benchmarks/RESULTS.md.
 
     python benchmarks/bench_ingest.py                      # 1,000,000 measurements, temp db
     python benchmarks/bench_ingest.py --measurements 5000000 --db /var/tmp/ingest.db
+    python benchmarks/bench_ingest.py --upgrade    # also time `perfd db upgrade` from schema 2
+
+With ``--upgrade`` the stored runs are then turned back into a schema-2 database (migration 3
+only adds ``process_summaries``: dropped, version set to 2) and the upgrade that refills it
+from ``measurements`` is timed, as `perfd db upgrade` runs it on an old database.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 
 import sqlalchemy
 
-from perfd.locks import holding_machine  # noqa: E402
+from perfd.locks import holding_machine
 from perfd.model import (
     BenchmarkSamples,
     Direction,
@@ -39,6 +44,7 @@ from perfd.model import (
 )
 from perfd.runner import fingerprint  # noqa: E402
 from perfd.store import ResultStore, mask_url
+from perfd.store.migrations import VERSION_KEY
 
 
 def cpu_model() -> str:
@@ -108,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=None,
                         help="database URL instead of a SQLite file (e.g. an empty PostgreSQL "
                              "database; the runs stay in it)")
+    parser.add_argument("--upgrade", action="store_true",
+                        help="then time the schema 2 -> 3 upgrade of what was stored (SQLite)")
     args = parser.parse_args(argv)
 
     per_process = args.benchmarks * args.processes
@@ -133,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             rates.append(total / elapsed)
             print(f"run {n + 1}: {total:,} measurements in {elapsed:.2f} s "
                   f"= {total / elapsed:,.0f} /s", file=sys.stderr)
+        upgrade_line = time_upgrade(store, total * args.repeat) if args.upgrade else ""
         store.close()
         where = (
             f"{mask_url(args.url)}" if args.url
@@ -150,8 +159,25 @@ SQLite {sqlite3.sqlite_version}
 - data: {total:,} measurements per run ({args.benchmarks} benchmarks x {args.processes} \
 processes x {n_samples} samples, metric time), {args.repeat} runs into {where}
 - result: median {statistics.median(rates):,.0f} measurements/s \
-(min {min(rates):,.0f}, max {max(rates):,.0f}); target >= 200,000/s""")
+(min {min(rates):,.0f}, max {max(rates):,.0f}); target >= 200,000/s{upgrade_line}""")
     return 0
+
+
+def time_upgrade(store: ResultStore, measurements: int) -> str:
+    """Make the database schema 2 again (no process_summaries), time upgrade(), check it."""
+    with store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("DROP TABLE process_summaries"))
+        conn.execute(sqlalchemy.text(f"UPDATE schema_meta SET value = '2' WHERE key = '{VERSION_KEY}'"))
+    started = time.perf_counter()
+    before, after = store.upgrade()
+    elapsed = time.perf_counter() - started
+    with store.engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text("SELECT count(*) FROM process_summaries")).scalar_one()
+    print(f"upgrade {before} -> {after}: {measurements:,} measurements in {elapsed:.2f} s, "
+          f"{rows:,} process summaries", file=sys.stderr)
+    return (f"\n- upgrade schema {before} -> {after} (`perfd db upgrade`): {measurements:,} stored "
+            f"measurements summarised into {rows:,} process medians in {elapsed:.2f} s "
+            f"= {measurements / elapsed:,.0f} measurements/s")
 
 
 if __name__ == "__main__":
