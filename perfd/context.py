@@ -47,7 +47,7 @@ class Services:
         data_dir = config.data_dir
         return cls(
             config=config,
-            store=store or ResultStore.open(db_url or config.storage_url),
+            store=store or ResultStore.open(db_url or config.storage_url, clock=clock),
             repos=RepositoryCache(data_dir / "mirrors"),
             builder=Builder(data_dir / "builds"),
             machine=MachineLock(machine_lock_path or default_machine_lock_path(data_dir),

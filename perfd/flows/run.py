@@ -40,7 +40,7 @@ def run_options(services: Services, *, tier: RunTier, seed: int | None = None,
         services.events(event)
 
     return RunOptions(machine_id=services.machine_id, output_dir=output_dir, seed=seed, tier=tier,
-                      probe=services.probe, events=events)
+                      probe=services.probe, events=events, clock=services.clock)
 
 
 def run(services: Services, request: RunRequest) -> RunOutcome:

@@ -59,6 +59,7 @@ class RunOptions:
     tier: str = RunTier.MANUAL
     probe: HostProbe = field(default_factory=HostProbe)
     events: EventSink = discard
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # aware UTC: when runs start/end
 
 
 def measures_for(suite: SuiteConfig) -> list[Measure]:
@@ -107,7 +108,7 @@ class _Side:
         self.run_id = store.begin_run(RunStart(
             suite=suite.name, commit_sha=sha, machine_id=opts.machine_id,
             config_hash=stable_hash(sorted(config_hashes.items())), build_hash=built.build_hash,
-            started_at=datetime.now(UTC), pid=os.getpid(), tier=tier,
+            started_at=opts.clock(), pid=os.getpid(), tier=tier,
         ))
         opts.events(RunBegun(self.run_id, suite.name, sha, tier))
 
@@ -171,7 +172,7 @@ class _Side:
                         mine[0].counters_unavailable_reason or "not reported by the harness")
         result = RunResult(
             environment=environment, harness=self.context, processes=tuple(self.processes),
-            statistics=tuple(statistics), finished_at=datetime.now(UTC),
+            statistics=tuple(statistics), finished_at=self.opts.clock(),
             benchmark_config_hashes=self.config_hashes,
         )
         out = self.opts.output_dir

@@ -4,6 +4,7 @@ a fake host probe, one mirror per URL per process, and builds that never trip ov
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from perfd.config import load_config_set
@@ -15,12 +16,14 @@ from perfd.runner.build import Builder
 from perfd.runner.fingerprint import HostProbe
 from perfd.runner.git import RepositoryCache
 
+T0 = datetime(2026, 5, 4, 3, 2, 1, tzinfo=UTC)
+
 
 def make_services(workspace, tmp_path: Path, events: list[Event]) -> Services:
     config = load_config_set(workspace.path / "perfd.yaml", cwd=workspace.path)
     probe = HostProbe(sys_root=tmp_path / "no-sys", proc_root=tmp_path / "no-proc",
                       compiler=lambda: "cc 0.0", hostname=lambda: "fake-host")
-    return Services.create(config, events=events.append, probe=probe,
+    return Services.create(config, events=events.append, probe=probe, clock=lambda: T0,
                            machine_lock_path=tmp_path / "machine.lock")
 
 
@@ -42,6 +45,7 @@ def test_a_run_through_services_reports_typed_events_and_records_the_fake_host(w
     assert outcome.result.environment.governor is None
     detail = services.store.get_run(outcome.run_id)
     assert detail.info.tier == "nightly" and detail.environment["compiler"] == "cc 0.0"
+    assert detail.info.started_at == detail.info.finished_at == T0  # the clock handed in
     assert not services.machine.held  # released when the flow returned
 
 
