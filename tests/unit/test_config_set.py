@@ -20,22 +20,12 @@ from perfd.config import (
     load_config_set,
 )
 from perfd.errors import EXIT_CONFIG, ConfigError
+from tests.unit.test_config_loader import MINIMAL_SUITE as SUITE
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 VALID = FIXTURES / "valid"
 INVALID_SET = FIXTURES / "invalid_set"
 
-SUITE = """\
-name: {name}
-repository: ../repo
-build:
-  steps:
-    - argv: [make]
-harness:
-  binary: "${{PERFD_BUILD_DIR}}/bench"
-benchmarks:
-  - name: a
-"""
 
 
 def write(directory: Path, name: str, text: str) -> Path:
