@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -49,6 +50,9 @@
  * (e.g. a loop body the compiler removed). */
 #define MAX_BATCH_ITERATIONS 10000000000ULL
 #define MESSAGE_CAP 1024
+/* The table notes a benchmark whose thread was off its CPU for at least this
+ * fraction of some sample's wall time. */
+#define OFF_CPU_NOTE_FRACTION 0.01
 
 /* ------------------------------------------------------------------------ */
 /* Registration                                                             */
@@ -1389,6 +1393,57 @@ static bool profile_write(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Thread CPU time and involuntary switches of the timed samples            */
+/*
+ * Each timed batch also reads the calling thread's CPU time
+ * (CLOCK_THREAD_CPUTIME_ID) and its involuntary context switches
+ * (getrusage(RUSAGE_THREAD).ru_nivcsw). These reads bracket the
+ * CLOCK_MONOTONIC window from outside, so the wall time does not grow; the
+ * CPU time then includes what runs between the bracket and the window (a
+ * clock read, the counter ioctls with --counters). A wall time well above the
+ * CPU time means the thread was off its CPU: it slept, or another process or
+ * the hypervisor had the CPU. A read that fails makes the quantity
+ * unavailable (JSON null) for the benchmark, never zero.
+ */
+
+/* Test hook: PERFD_HARNESS_TEST_NO_THREAD_CPU=1 makes both reads fail with
+ * ENOTSUP, so the unavailable path can be tested on any kernel. */
+static bool thread_probes_disabled;
+
+static int thread_cpu_now(struct timespec *t)
+{
+    if (thread_probes_disabled)
+        return ENOTSUP;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, t) == 0)
+        return 0;
+    return errno != 0 ? errno : EINVAL;
+}
+
+static int thread_switches_now(long *involuntary)
+{
+    if (thread_probes_disabled)
+        return ENOTSUP;
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0)
+        return errno != 0 ? errno : EINVAL;
+    *involuntary = ru.ru_nivcsw;
+    return 0;
+}
+
+/* Reports once per process that a quantity is unavailable, and why. */
+static void thread_probe_warn(bool *warned, const char *call, int err, const char *field,
+                              const char *bench)
+{
+    if (*warned)
+        return;
+    *warned = true;
+    fprintf(stderr, PROG ": warning: %s: %s (errno %d)%s; %s is null where it fails "
+                    "(first: benchmark '%s')\n",
+            call, strerror(err), err,
+            thread_probes_disabled ? " [PERFD_HARNESS_TEST_NO_THREAD_CPU=1]" : "", field, bench);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Running one batch                                                        */
 
 enum batch_phase { PHASE_NOT_STARTED, PHASE_RUNNING, PHASE_DONE };
@@ -1399,7 +1454,11 @@ struct perfd_batch_ {
     enum batch_phase phase;
     bool count;                 /* collect counters for this batch */
     bool profile;               /* keep profiler samples of this batch */
-    struct timespec start, stop;
+    bool thread_probes;         /* read thread CPU time and switches around it */
+    struct timespec start, stop;            /* CLOCK_MONOTONIC: the timed window */
+    struct timespec cpu_start, cpu_stop;    /* CLOCK_THREAD_CPUTIME_ID, outside it */
+    long switches_start, switches_stop;     /* ru_nivcsw, outside the CPU-time reads */
+    int cpu_err, switches_err;              /* 0, or the errno of a failed read */
     bool failed;
     char message[MESSAGE_CAP];
 };
@@ -1413,6 +1472,12 @@ bool perfd_keep_running_slow_(perfd_state *st)
     if (b->phase == PHASE_NOT_STARTED && !b->failed) {
         b->phase = PHASE_RUNNING;
         st->perfd_remaining_ = b->iterations - 1;   /* this call is iteration 1 */
+        /* Outermost first: getrusage is a system call, so keep it out of the
+         * CPU-time bracket, and both out of the monotonic window. */
+        if (b->thread_probes) {
+            b->switches_err = thread_switches_now(&b->switches_start);
+            b->cpu_err = thread_cpu_now(&b->cpu_start);
+        }
         if (b->count)
             counters_start();
         if (b->profile)
@@ -1426,6 +1491,14 @@ bool perfd_keep_running_slow_(perfd_state *st)
             profile_window_set(false);
         if (b->count)
             counters_stop();
+        if (b->thread_probes) {
+            int err = thread_cpu_now(&b->cpu_stop);
+            if (b->cpu_err == 0)
+                b->cpu_err = err;
+            err = thread_switches_now(&b->switches_stop);
+            if (b->switches_err == 0)
+                b->switches_err = err;
+        }
         b->phase = PHASE_DONE;
     }
     return false;
@@ -1472,18 +1545,21 @@ static void fail_internal(perfd_state *st, const char *fmt, ...)
 }
 
 /* Runs one batch of `iterations`; returns its duration in ns, or -1 if the
- * benchmark failed (message in the batch). */
-static int64_t run_batch(const bench_entry *e, perfd_state *st, uint64_t iterations, bool count,
-                         bool profile)
+ * benchmark failed (message in the batch). A `timed` batch (a sample, not
+ * calibration or warmup) also collects the counters, the profile, and the
+ * thread's CPU time and involuntary switches (left in the batch). */
+static int64_t run_batch(const bench_entry *e, perfd_state *st, uint64_t iterations, bool timed)
 {
     struct perfd_batch_ *b = st->perfd_batch_;
     b->iterations = iterations;
     b->phase = PHASE_NOT_STARTED;
-    b->count = count;
-    b->profile = profile;
+    b->count = timed && counters_available() > 0;
+    b->profile = timed && prof.enabled;
+    b->thread_probes = timed;
+    b->cpu_err = b->switches_err = 0;
     st->perfd_remaining_ = 0;
     e->run(st);
-    if (profile) {
+    if (b->profile) {
         profile_window_set(false);   /* also when run returned early */
         profile_drain();
     }
@@ -1530,7 +1606,7 @@ static uint64_t calibrate(const bench_entry *e, perfd_state *st, double min_ns)
      * enough with too few iterations, and every sample after it would then be too short. */
     double best_per_iter = 0.0;
     for (;;) {
-        int64_t ns = run_batch(e, st, iterations, false, false);
+        int64_t ns = run_batch(e, st, iterations, false);
         if (ns < 0)
             return 0;
         double per_iter = (double)ns / (double)iterations;
@@ -1604,14 +1680,45 @@ typedef struct {
     uint64_t iterations;
     size_t samples;            /* number filled */
     double *samples_ns;        /* per op */
+    double *samples_cpu_ns;    /* thread CPU time per op; valid when cpu_err == 0 */
+    uint64_t *samples_switches;   /* involuntary switches per batch; valid when switches_err == 0 */
+    int cpu_err, switches_err; /* 0, or the errno that made the quantity unavailable */
     double *counter_values[COUNTER_COUNT];   /* per op per sample, NAN = unknown */
 } bench_result;
 
 static void result_free(bench_result *r)
 {
     free(r->samples_ns);
+    free(r->samples_cpu_ns);
+    free(r->samples_switches);
     for (int i = 0; i < COUNTER_COUNT; i++)
         free(r->counter_values[i]);
+}
+
+/* Stores the thread CPU time and switches of timed sample s, or marks them
+ * unavailable for the whole benchmark (and warns once) if a read failed. */
+static void record_thread_probes(const bench_entry *e, const struct perfd_batch_ *b,
+                                 bench_result *r, uint64_t s)
+{
+    static bool cpu_warned, switches_warned;
+    if (r->cpu_err == 0 && b->cpu_err != 0) {
+        r->cpu_err = b->cpu_err;
+        thread_probe_warn(&cpu_warned, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)", r->cpu_err,
+                          "samples_cpu_ns", e->name);
+    }
+    if (r->cpu_err == 0) {
+        int64_t cpu_ns = timespec_diff_ns(&b->cpu_start, &b->cpu_stop);
+        r->samples_cpu_ns[s] = (double)(cpu_ns < 0 ? 0 : cpu_ns) / (double)b->iterations;
+    }
+    if (r->switches_err == 0 && b->switches_err != 0) {
+        r->switches_err = b->switches_err;
+        thread_probe_warn(&switches_warned, "getrusage(RUSAGE_THREAD)", r->switches_err,
+                          "samples_involuntary_switches", e->name);
+    }
+    if (r->switches_err == 0) {
+        long n = b->switches_stop - b->switches_start;
+        r->samples_switches[s] = n < 0 ? 0 : (uint64_t)n;
+    }
 }
 
 static void run_benchmark(const bench_entry *e, const options *opt,
@@ -1623,7 +1730,10 @@ static void run_benchmark(const bench_entry *e, const options *opt,
     current_state = &st;
 
     r->samples_ns = calloc(opt->samples, sizeof *r->samples_ns);
-    bool alloc_ok = r->samples_ns != NULL;
+    r->samples_cpu_ns = calloc(opt->samples, sizeof *r->samples_cpu_ns);
+    r->samples_switches = calloc(opt->samples, sizeof *r->samples_switches);
+    bool alloc_ok = r->samples_ns != NULL && r->samples_cpu_ns != NULL &&
+                    r->samples_switches != NULL;
     for (int i = 0; i < COUNTER_COUNT && alloc_ok; i++) {
         if (counters[i].fd >= 0) {
             r->counter_values[i] = calloc(opt->samples, sizeof(double));
@@ -1640,18 +1750,18 @@ static void run_benchmark(const bench_entry *e, const options *opt,
             uint64_t iterations = calibrate(e, &st, min_ns);
             bool ok = iterations > 0;
             for (uint64_t w = 0; ok && w < opt->warmup; w++)
-                ok = run_batch(e, &st, iterations, false, false) >= 0;
-            bool count = counters_available() > 0;
+                ok = run_batch(e, &st, iterations, false) >= 0;
             if (ok && prof.enabled)
                 profile_arm(true);
             for (uint64_t s = 0; ok && s < opt->samples; s++) {
                 turn_end();
                 turn_begin();
-                int64_t ns = run_batch(e, &st, iterations, count, prof.enabled);
+                int64_t ns = run_batch(e, &st, iterations, true);
                 ok = ns >= 0;
                 if (!ok)
                     break;
                 r->samples_ns[s] = (double)ns / (double)iterations;
+                record_thread_probes(e, batch, r, s);
                 for (int i = 0; i < COUNTER_COUNT; i++)
                     if (r->counter_values[i] != NULL)
                         r->counter_values[i][s] = counter_read(&counters[i]) / (double)iterations;
@@ -1808,7 +1918,28 @@ static void json_benchmark(FILE *out, const bench_entry *e, const bench_result *
         fputs(s ? ", " : "", out);
         json_double(out, r->samples_ns[s]);
     }
-    fprintf(out, "],\n     \"counters\": {");
+    /* A failed benchmark has no samples: [] like samples_ns. */
+    fprintf(out, "],\n     \"samples_cpu_ns\": ");
+    if (n > 0 && r->cpu_err != 0) {
+        fputs("null", out);
+    } else {
+        fputc('[', out);
+        for (size_t s = 0; s < n; s++) {
+            fputs(s ? ", " : "", out);
+            json_double(out, r->samples_cpu_ns[s]);
+        }
+        fputc(']', out);
+    }
+    fprintf(out, ",\n     \"samples_involuntary_switches\": ");
+    if (n > 0 && r->switches_err != 0) {
+        fputs("null", out);
+    } else {
+        fputc('[', out);
+        for (size_t s = 0; s < n; s++)
+            fprintf(out, "%s%" PRIu64, s ? ", " : "", r->samples_switches[s]);
+        fputc(']', out);
+    }
+    fprintf(out, ",\n     \"counters\": {");
     bool first_counter = true;
     for (int i = 0; i < COUNTER_COUNT && r->ok; i++) {
         if (r->counter_values[i] == NULL)
@@ -1864,6 +1995,31 @@ static void table_begin(FILE *out, const run_context *c, const options *opt)
     fputc('\n', out);
 }
 
+/* Appends "(off-CPU up to 12.3% of a sample, 3 involuntary switches)" to a
+ * row whose thread was off its CPU for a noticeable part of some sample. */
+static void table_off_cpu_note(FILE *out, const bench_result *r)
+{
+    if (r->cpu_err != 0)
+        return;
+    double off_max = 0.0;
+    for (size_t s = 0; s < r->samples; s++) {
+        if (r->samples_ns[s] > 0.0) {
+            double off = 1.0 - r->samples_cpu_ns[s] / r->samples_ns[s];
+            off_max = off > off_max ? off : off_max;
+        }
+    }
+    if (off_max < OFF_CPU_NOTE_FRACTION)
+        return;
+    fprintf(out, "  (off-CPU up to %.1f%% of a sample", 100.0 * off_max);
+    if (r->switches_err == 0) {
+        uint64_t switches = 0;
+        for (size_t s = 0; s < r->samples; s++)
+            switches += r->samples_switches[s];
+        fprintf(out, ", %" PRIu64 " involuntary switch%s", switches, switches == 1 ? "" : "es");
+    }
+    fputc(')', out);
+}
+
 static void table_row(FILE *out, const bench_entry *e, const bench_result *r)
 {
     if (!r->ok) {
@@ -1890,6 +2046,7 @@ static void table_row(FILE *out, const bench_entry *e, const bench_result *r)
     for (int i = 0; i < COUNTER_COUNT; i++)
         if (r->counter_values[i] != NULL)
             fprintf(out, " %14.3f", median_of(r->counter_values[i], r->samples));
+    table_off_cpu_note(out, r);
     fputc('\n', out);
 }
 
@@ -2017,6 +2174,8 @@ int main(int argc, char **argv)
     }
     if (opt.counters)
         counters_open();
+    const char *no_thread_cpu = getenv("PERFD_HARNESS_TEST_NO_THREAD_CPU");
+    thread_probes_disabled = no_thread_cpu != NULL && strcmp(no_thread_cpu, "1") == 0;
     if (opt.profile != NULL) {
         if (count != 1)
             return usage_error("--profile: --filter must select exactly one benchmark "

@@ -31,12 +31,13 @@
 #include <stdint.h>
 
 /* Harness (library) version. */
-#define PERFD_HARNESS_VERSION "1.2.0"
+#define PERFD_HARNESS_VERSION "1.3.0"
 
 /* Version of the JSON output ("version" key). History:
  *   1.0 - first format
- *   1.1 - optional context.profile {path, samples, hz, dropped} with --profile */
-#define PERFD_FORMAT_VERSION "1.1"
+ *   1.1 - optional context.profile {path, samples, hz, dropped} with --profile
+ *   1.2 - per-sample samples_cpu_ns and samples_involuntary_switches */
+#define PERFD_FORMAT_VERSION "1.2"
 
 /* Exit status when the binary could not run as asked (usage error, bad
  * registration, unwritable output). Otherwise the exit status is the number
@@ -66,7 +67,8 @@ bool perfd_keep_running_slow_(perfd_state *st);
 
 /* True while the current batch has iterations left. The first call of a
  * batch starts the clock (and the counters); the call that returns false
- * stops them. */
+ * stops them. In timed samples the thread's CPU time and involuntary context
+ * switches are read just outside that window. */
 static inline bool perfd_keep_running(perfd_state *st)
 {
     if (__builtin_expect(st->perfd_remaining_ != 0, 1)) {

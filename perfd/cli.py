@@ -26,7 +26,8 @@ exit codes:
   2    usage or configuration error (bad YAML, unknown key, wrong type, bad reference)
   3    repository error (not a git repository, unknown commit)
   4    build failed (step failed, timed out, or its program is missing)
-  5    benchmark run failed (harness crashed, hung, printed garbage or an unknown format)
+  5    benchmark run failed (harness crashed, hung, printed garbage or an unknown format,
+       or the run stayed CONTENDED: its samples were taken off their CPU)
   6    storage error (database locked, unwritable, or at another schema version)
   7    machine busy: another perfd process is benchmarking here (with --no-wait)
   70   internal error (a bug in perfd)
@@ -73,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
     p.add_argument("--seed", type=int, help="seed for the order of processes within a round")
     p.add_argument("--json", action="store_true", help="print the run's statistics as JSON")
+    p.add_argument("--tier", choices=["manual", "commit", "nightly", "weekly"], default="manual",
+                   help="record the run as this tier and measure with the tier's sizes from the "
+                        "suite's `tiers:` (manual: the suite's own sizes)")
+    p.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="measure again up to N times while the run comes out CONTENDED (2); "
+                        "still contended after that: exit 5")
+    p.add_argument("--retry-delay", type=float, default=5.0, metavar="S",
+                   help="seconds to wait before each retry (5)")
 
     c = sub.add_parser("compare", help="decide whether a commit changed performance against another",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl = runs_sub.add_parser("list", help="newest runs first")
     rl.add_argument("--suite")
     rl.add_argument("--commit")
-    rl.add_argument("--status", choices=["RUNNING", "COMPLETED", "FAILED"])
+    rl.add_argument("--status", choices=["RUNNING", "COMPLETED", "CONTENDED", "FAILED"])
     rl.add_argument("--limit", type=int, default=20)
     rs = runs_sub.add_parser("show", help="one run: environment, statistics, error")
     rs.add_argument("run_id", type=int)

@@ -15,9 +15,9 @@ from pathlib import Path
 from perfd.atomic import write_text_atomically
 from perfd.config import ConfigSet, check_paths, json_schema, load_config_set
 from perfd.context import Services
-from perfd.errors import EXIT_NEGATIVE, EXIT_OK, ConfigError, UsageError
+from perfd.errors import EXIT_NEGATIVE, EXIT_OK, EXIT_RUN, ConfigError, UsageError
 from perfd.events import Event, discard
-from perfd.model import Confidence, Verdict
+from perfd.model import Confidence, RunTier, Verdict
 from perfd.runner.harness_src import harness_cflags, harness_dir
 from perfd.store import ResultStore
 from perfd.store.migrations import SCHEMA_VERSION
@@ -62,9 +62,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     outcome = run(services(args), RunRequest(
         suite=args.suite, commit=args.commit, output_dir=args.output, repository=args.repo,
-        seed=args.seed))
+        seed=args.seed, tier=RunTier(args.tier), retries=args.retries,
+        retry_delay_s=args.retry_delay))
     print(json.dumps(outcome_dict(outcome), indent=2) if args.json else outcome_text(outcome))
-    return EXIT_OK
+    return EXIT_RUN if outcome.contended else EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

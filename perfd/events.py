@@ -67,6 +67,22 @@ class RunBegun(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RunContended(Event):
+    """Attempt ``attempt`` of ``attempts`` came out CONTENDED; it is measured again."""
+
+    run_id: int
+    reason: str
+    attempt: int
+    attempts: int
+    retry_in_s: float
+
+    @property
+    def message(self) -> str:
+        return (f"run {self.run_id} is CONTENDED ({self.reason}); measuring again in "
+                f"{self.retry_in_s:g} s (attempt {self.attempt + 1} of {self.attempts})")
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecovered(Event):
     """A RUNNING run whose perfd process is gone was marked FAILED."""
 

@@ -31,6 +31,9 @@ class RunStatus(StrEnum):
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    # Measured, but too many samples were taken while the benchmark was off its CPU (another
+    # process or the hypervisor had it): stored for diagnosis, never history, re-run.
+    CONTENDED = "CONTENDED"
 
 
 class RunTier(StrEnum):
@@ -102,6 +105,10 @@ KNOWN_METRICS: Mapping[str, tuple[str, Direction]] = {
     "branch_misses": ("count", Direction.LOWER),
 }
 COUNTER_METRICS = ("cycles", "instructions", "cache_misses", "branch_misses")
+# What every sample also carries when the harness reports it (format 1.2+), stored beside the
+# suite's metrics so a disturbed sample can be seen later: the thread's on-CPU time per
+# operation (ns) and the involuntary context switches of the sample's batch.
+SAMPLE_CONTEXT_METRICS = ("cpu_time", "involuntary_switches")
 
 
 def stable_hash(data: Any) -> str:
@@ -186,6 +193,11 @@ class BenchmarkSamples:
     samples_ns: tuple[float, ...]
     # counter name -> per-operation value of each sample (same length as samples_ns)
     counters: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    # on-CPU time of the benchmark thread per operation in each sample (harness format 1.2+);
+    # None: not reported (older harness, or the clock was not available)
+    cpu_ns: tuple[float, ...] | None = None
+    # involuntary context switches during each sample's batch; None: not reported
+    involuntary_switches: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.samples_ns:
@@ -210,6 +222,15 @@ class BenchmarkSamples:
                     f"BenchmarkSamples({self.name}).counters[{name}]: has {len(values)} values "
                     f"for {len(self.samples_ns)} samples"
                 )
+        for label, series in (("cpu_ns", self.cpu_ns),
+                              ("involuntary_switches", self.involuntary_switches)):
+            if series is None:
+                continue
+            if len(series) != len(self.samples_ns):
+                raise ValueError(f"BenchmarkSamples({self.name}).{label}: has {len(series)} values "
+                                 f"for {len(self.samples_ns)} samples")
+            if not all(math.isfinite(v) and v >= 0 for v in series):
+                raise ValueError(f"BenchmarkSamples({self.name}).{label}: must be finite and >= 0")
 
 
     def metric_values(self, metric: str) -> tuple[float, ...] | None:
@@ -222,6 +243,11 @@ class BenchmarkSamples:
             return self.samples_ns
         if metric == "throughput":
             return tuple(1e9 / v for v in self.samples_ns)
+        if metric == "cpu_time":
+            return self.cpu_ns
+        if metric == "involuntary_switches":
+            return (tuple(float(n) for n in self.involuntary_switches)
+                    if self.involuntary_switches is not None else None)
         return self.counters.get(metric)
 
 
@@ -339,3 +365,9 @@ class RunOutcome:
     # "benchmark:metric" the suite asked for that this machine could not measure -> why
     unavailable: Mapping[str, str] = field(default_factory=dict)
     data_path: str | None = None
+    status: RunStatus = RunStatus.COMPLETED  # or CONTENDED (then contended_reason says why)
+    contended_reason: str | None = None
+
+    @property
+    def contended(self) -> bool:
+        return self.status is RunStatus.CONTENDED

@@ -19,11 +19,12 @@ import tempfile
 import time
 
 EXIT_USAGE = 100
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
 NESTED_CHAIN = "run_nested;profile_nested_outer;profile_nested_inner"
 FOLDED_LINE = re.compile(r"^(\S(?:.*\S)?) ([1-9][0-9]*)$")
 COUNTER_NAMES = ("cycles", "instructions", "cache_misses", "branch_misses")
 ODD_NAME = 'odd/name "with quotes" and \\backslash'
+SLEEP_NAME = "sleep/nanosleep-200us"
 ALL_NAMES = [
     "trivial/sum",
     "lifecycle/count",
@@ -33,8 +34,13 @@ ALL_NAMES = [
     ODD_NAME,
     "memory/touch",
     "profile/nested",
+    SLEEP_NAME,
 ]
 FAILING = {"fail/explicit", "fail/setup", "fail/early-return"}
+# On-CPU all the time: thread CPU time per op must not exceed the wall time by
+# more than the clock reads bracketing the window (tiny per op at FAST).
+CPU_BOUND = set(ALL_NAMES) - FAILING - {SLEEP_NAME}
+CPU_SLACK_FACTOR, CPU_SLACK_NS = 1.05, 200.0
 # The invalid byte \xff must come out as U+FFFD.
 EXPLICIT_MESSAGE = 'boom "quoted" back\\slash\nnew line\ttab \x01 ctrl caf\u00e9 bad\ufffd, 3'
 FAST = ["--min-time", "0.002", "--warmup", "1"]
@@ -106,6 +112,31 @@ class Checker:
 
 def finite_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_thread_probes(c: Checker, b: dict, available: bool = True) -> None:
+    """samples_cpu_ns / samples_involuntary_switches: [] when failed, else one
+    value per sample (or null when the harness could not read them)."""
+    name = b.get("name")
+    for key in ("samples_cpu_ns", "samples_involuntary_switches"):
+        c.check(key in b, f"{name}: lacks {key!r}")
+    cpu, switches = b.get("samples_cpu_ns"), b.get("samples_involuntary_switches")
+    if b.get("status") != "ok":
+        c.check(cpu == [] and switches == [], f"{name}: failed but has {cpu!r} {switches!r}")
+        return
+    if not available:
+        c.check(cpu is None and switches is None, f"{name}: unavailable but got {cpu!r} {switches!r}")
+        return
+    n = len(b.get("samples_ns") or [])
+    c.check(isinstance(cpu, list) and len(cpu) == n, f"{name}: samples_cpu_ns {cpu!r} for {n} samples")
+    c.check(isinstance(switches, list) and len(switches) == n,
+            f"{name}: samples_involuntary_switches {switches!r} for {n} samples")
+    c.check(all(finite_number(v) and v > 0 for v in cpu or []), f"{name}: samples_cpu_ns {cpu}")
+    c.check(all(is_count(v) for v in switches or []), f"{name}: samples_involuntary_switches {switches}")
 
 
 def test_list_and_filter(c: Checker) -> None:
@@ -194,6 +225,7 @@ def test_json_run(c: Checker) -> None:
         name = b.get("name")
         for key in ("name", "status", "error", "iterations_per_sample", "samples_ns", "counters"):
             c.check(key in b, f"{name}: lacks {key!r}")
+        check_thread_probes(c, b)
         if name in FAILING:
             c.check(b.get("status") == "error", f"{name}: status {b.get('status')!r}")
             c.check(isinstance(b.get("error"), str) and b["error"] != "", f"{name}: error {b.get('error')!r}")
@@ -211,6 +243,14 @@ def test_json_run(c: Checker) -> None:
             c.check(batch_s >= 0.5 * min_time, f"{name}: median batch lasted {batch_s:.6f} s < min-time")
             c.check(batch_s < 100 * min_time, f"{name}: median batch lasted {batch_s:.6f} s, far above min-time")
         c.check(b.get("counters") == {}, f"{name}: counters {b.get('counters')} without --counters")
+        cpu = b.get("samples_cpu_ns") or []
+        pairs = list(zip(cpu, values))
+        if name in CPU_BOUND:
+            c.check(all(finite_number(t) and t <= w * CPU_SLACK_FACTOR + CPU_SLACK_NS for t, w in pairs),
+                    f"{name}: CPU time above wall time: cpu {cpu} wall {values}")
+        if name == SLEEP_NAME:
+            c.check(len(pairs) == samples and all(finite_number(t) and t < 0.5 * w for t, w in pairs),
+                    f"{name}: sleeping but CPU time {cpu} not well below wall time {values}")
     by_name = {b.get("name"): b for b in benches}
     c.check(by_name.get("fail/explicit", {}).get("error") == EXPLICIT_MESSAGE,
             f"fail/explicit message round-trips as {by_name.get('fail/explicit', {}).get('error')!r}")
@@ -245,6 +285,31 @@ def test_table(c: Checker) -> None:
     explicit = [line for line in proc.stdout.splitlines() if line.startswith("fail/explicit")]
     c.check(len(explicit) == 1 and "ERROR" in explicit[0], f"failure not on one line:\n{proc.stdout}")
     c.check("fail/explicit" in proc.stderr, "failure not reported on stderr")
+    sleep_rows = [line for line in proc.stdout.splitlines() if line.startswith(SLEEP_NAME)]
+    c.check(len(sleep_rows) == 1 and "(off-CPU up to " in sleep_rows[0] and "involuntary switch" in sleep_rows[0],
+            f"no off-CPU note for {SLEEP_NAME}:\n{proc.stdout}")
+
+
+def test_thread_cpu_unavailable(c: Checker) -> None:
+    """Both reads failing (test hook): null, never zeros, and a warning saying why."""
+    env = {"PERFD_HARNESS_TEST_NO_THREAD_CPU": "1"}
+    args = [*FAST, "--samples", "2", "--filter", f"^(trivial/sum|fail/setup|{SLEEP_NAME})$"]
+    proc = c.run(["--json", *args], env)
+    c.check(proc.returncode == 1, f"thread CPU unavailable: exit status {proc.returncode}\n{proc.stderr}")
+    try:
+        benches = json.loads(proc.stdout).get("benchmarks", [])
+    except json.JSONDecodeError:
+        benches = []
+    c.check(len(benches) == 3, f"thread CPU unavailable: benchmarks {benches}")
+    for b in benches:
+        check_thread_probes(c, b, available=False)
+        if b.get("status") == "ok":
+            c.check(len(b.get("samples_ns", [])) == 2, f"{b.get('name')}: lost its samples_ns")
+    for call in ("clock_gettime(CLOCK_THREAD_CPUTIME_ID)", "getrusage(RUSAGE_THREAD)"):
+        c.check(proc.stderr.count(f"warning: {call}: ") == 1, f"no single warning for {call}:\n{proc.stderr}")
+    proc = c.run(args, env)
+    c.check(proc.returncode == 1 and "off-CPU" not in proc.stdout,
+            f"table without thread CPU time: rc {proc.returncode}\n{proc.stdout}")
 
 
 def test_min_time_zero(c: Checker) -> None:
@@ -268,6 +333,7 @@ def check_counter_document(c: Checker, doc: dict, samples: int) -> tuple[list[st
     for name, reason in unavailable.items():
         c.check(isinstance(reason, str) and "errno" in reason, f"counter {name}: reason {reason!r}")
     for b in doc.get("benchmarks", []):
+        check_thread_probes(c, b)
         per_bench = b.get("counters", {})
         if b.get("status") != "ok":
             c.check(per_bench == {}, f"{b.get('name')}: failed but has counters")
@@ -341,6 +407,7 @@ def test_profile(c: Checker) -> None:
         c.check(total >= 10, f"only {total} profile samples in 0.2 s of CPU time")
         bench = (doc.get("benchmarks") or [{}])[0]
         c.check(len(bench.get("samples_ns", [])) == 5, "profiled run lost its samples")
+        check_thread_probes(c, bench)
         rooted = sum(count for frames, count in stacks if frames[0] == "main")
         chain = sum(count for frames, count in stacks if NESTED_CHAIN in ";".join(frames))
         leaf = sum(count for frames, count in stacks if frames[-1] == "profile_nested_inner")
@@ -500,7 +567,7 @@ def main(argv: list[str]) -> int:
     c = Checker(os.path.abspath(paths[0]), sanitized)
     started = time.monotonic()
     tests = [test_list_and_filter, test_usage_errors, test_json_run, test_lifecycle, test_exit_status,
-             test_table, test_min_time_zero, test_cpu_pinning, test_counters, test_profile,
+             test_table, test_thread_cpu_unavailable, test_min_time_zero, test_cpu_pinning, test_counters, test_profile,
              test_turns_usage, test_turns_lock_step, test_turns_protocol, test_turns_partner_gone]
     for test in tests:
         before = len(c.failures)

@@ -1,13 +1,18 @@
 /*
  * Benchmarks that exercise the harness itself; driven by run_tests.py.
  * Exactly three of them fail: fail/explicit, fail/setup, fail/early-return.
- * profile/nested has a known call chain for the --profile tests.
+ * profile/nested has a known call chain for the --profile tests;
+ * sleep/nanosleep-200us spends most of its wall time off its CPU.
  */
+#define _POSIX_C_SOURCE 200809L   /* nanosleep under -std=c11 */
+
 #include "perfd_harness.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* trivial/sum: a short dependent loop, a few ns per op. */
 static void run_sum(perfd_state *st)
@@ -181,3 +186,22 @@ static void run_nested(perfd_state *st)
     }
 }
 PERFD_BENCHMARK("profile/nested", NULL, run_nested, NULL);
+
+/* sleep/nanosleep-200us: ~200 us asleep and a little work per iteration, so
+ * its samples_cpu_ns are a small fraction of its samples_ns. About ten
+ * iterations per batch at --min-time 0.002. */
+static void run_sleep(perfd_state *st)
+{
+    uint64_t x = 1;
+    while (perfd_keep_running(st)) {
+        struct timespec pause = {0, 200000};
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+            /* interrupted (e.g. by SIGPROF): sleep the rest */
+        }
+        for (int i = 0; i < 256; i++) {
+            x = x * 6364136223846793005u + 1442695040888963407u;
+            perfd_do_not_optimize(x);
+        }
+    }
+}
+PERFD_BENCHMARK("sleep/nanosleep-200us", NULL, run_sleep, NULL);

@@ -359,6 +359,12 @@ def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
 def _unknown_key(model: type[BaseModel], loc: Loc) -> str:
     key = loc[-1]
     parent = _model_at(model, loc[:-1])
+    # A model may explain a key that is valid elsewhere better than a close match would
+    # (timeout_s in a tier is not a typo of min_time_s).
+    misplaced = getattr(parent, "misplaced_key_message", None)
+    explained = misplaced(str(key)) if misplaced is not None else None
+    if explained:
+        return f"unknown key '{key}': {explained}"
     known = list(parent.model_fields) if parent else []
     close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
     if close:

@@ -26,7 +26,10 @@ from pydantic import (
     Field,
     GetJsonSchemaHandler,
     PrivateAttr,
+    TypeAdapter,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -34,7 +37,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
 from perfd.errors import ConfigError
-from perfd.model import KNOWN_METRICS, Direction, Metric
+from perfd.model import KNOWN_METRICS, Direction, Metric, RunTier
 
 # Version of the budgets file format. History, newest last:
 #   1 - first format: version + list of budgets (suite, benchmark glob, metric, limits).
@@ -294,13 +297,6 @@ class Tier(StrEnum):
     WEEKLY = "weekly"
 
 
-def _unique_tiers(tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
-    if len(set(tiers)) != len(tiers):
-        dup = next(t for t in tiers if tiers.count(t) > 1)
-        raise _fail("duplicate_tier", f"tier '{dup.value}' is listed twice")
-    return tiers
-
-
 class BuildStep(BaseModel):
     """One build command, run without a shell."""
 
@@ -408,6 +404,102 @@ class BenchmarkConfig(BaseModel):
 _OVERRIDABLE = tuple(MeasurementDefaults.model_fields)
 
 
+class TierSizes(BaseModel):
+    """How long a suite measures in one daemon tier; a size left out keeps the usual one."""
+
+    model_config = _FROZEN
+
+    warmup: NonNegInt | None = Field(default=None, description="Warmup samples in this tier.")
+    samples: PosInt | None = Field(default=None, description="Samples per process in this tier.")
+    min_time_s: PosFloat | None = Field(
+        default=None, description="Minimum duration of one sample in this tier, seconds."
+    )
+    repetitions: PosInt | None = Field(
+        default=None, description="Processes per benchmark in this tier."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping_only(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping | TierSizes):
+            raise _fail(
+                "tier_sizes_type",
+                f"expected a mapping of sizes ({', '.join(TIER_SIZES)}; {{}} for the suite's "
+                f"own), got {describe_value(data)}",
+            )
+        return data
+
+    @classmethod
+    def misplaced_key_message(cls, key: str) -> str | None:
+        """Why ``key``, a measurement setting but not a size, is refused in a tier (else None)."""
+        if key in _OVERRIDABLE and key not in cls.model_fields:
+            return (
+                f"a tier sets only {', '.join(cls.model_fields)} "
+                f"(set {key} in defaults or in a benchmark)"
+            )
+        return None
+
+
+# The measurement settings a tier may override, in MeasurementDefaults' order.
+TIER_SIZES: tuple[str, ...] = tuple(TierSizes.model_fields)
+assert set(TIER_SIZES) <= set(_OVERRIDABLE)
+
+# Run tiers that are not daemon tiers: they measure with the suite's own sizes.
+_UNTIERED_RUNS = frozenset({RunTier.MANUAL.value, RunTier.COMPARE.value})
+
+
+def _unique_tiers(tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
+    if len(set(tiers)) != len(tiers):
+        dup = next(t for t in tiers if tiers.count(t) > 1)
+        raise _fail("duplicate_tier", f"tier '{dup.value}' is listed twice")
+    return tiers
+
+
+_TIER_LIST: TypeAdapter[tuple[Tier, ...]] = TypeAdapter(
+    Annotated[tuple[Tier, ...], AfterValidator(_unique_tiers)]
+)
+
+
+def _tiers_either_form(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # The list form [commit, nightly] is the mapping form with no overrides. It is validated
+    # as a list so that its errors keep their item positions (tiers[1]); the ValidationError
+    # of _TIER_LIST passes through the wrap validator with those locations.
+    if isinstance(value, list | tuple):
+        return {tier: TierSizes() for tier in _TIER_LIST.validate_python(value)}
+    if isinstance(value, Mapping):
+        return handler(value)
+    raise _fail(
+        "tiers_type",
+        "expected a list of tier names or a mapping from tier name to sizes, "
+        f"got {describe_value(value)}",
+    )
+
+
+class _TiersJsonSchema:
+    """Tells editors about both forms of ``tiers``: a list of names, or name -> TierSizes."""
+
+    @staticmethod
+    def __get_pydantic_json_schema__(
+        core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        mapping = handler(core_schema)  # {additionalProperties: TierSizes, propertyNames: Tier}
+        listing = {"type": "array", "items": mapping["propertyNames"], "uniqueItems": True}
+        by_name = {
+            "type": "object",
+            "properties": {tier.value: mapping["additionalProperties"] for tier in Tier},
+            "additionalProperties": False,
+        }
+        return {"anyOf": [listing, by_name]}
+
+
+# In file order; the list form maps every tier to TierSizes() (no overrides).
+Tiers = Annotated[dict[Tier, TierSizes], WrapValidator(_tiers_either_form), _TiersJsonSchema()]
+
+
+def _every_tier() -> dict[Tier, TierSizes]:
+    return {tier: TierSizes() for tier in Tier}
+
+
 @dataclass(frozen=True, slots=True)
 class BenchmarkSettings:
     """A benchmark's effective measurement settings: suite defaults merged with overrides."""
@@ -462,9 +554,16 @@ class SuiteConfig(BaseModel):
         default_factory=MeasurementDefaults,
         description="Measurement settings every benchmark inherits.",
     )
-    tiers: Annotated[tuple[Tier, ...], AfterValidator(_unique_tiers)] = Field(
-        default=(Tier.COMMIT, Tier.NIGHTLY, Tier.WEEKLY),
-        description="Daemon tiers this suite runs in.",
+    tiers: Tiers = Field(
+        default_factory=_every_tier,
+        description="Daemon tiers this suite runs in: a list of names, or a mapping from name "
+        "to the sizes (" + ", ".join(TIER_SIZES) + ") measured in that tier, so that a "
+        "commit run is short and a weekly one long. Precedence for a size in a tier: the "
+        "tier's size > the benchmark's own > defaults; a size the tier leaves out (and every "
+        "size in the list form or in {}) keeps the benchmark's or the default. A tier's size "
+        "applies to every benchmark of the suite; timeout_s is not a size, so it must fit the "
+        "longest tier's process. [] or {}: the suite runs in no daemon tier.",
+        json_schema_extra={"default": [tier.value for tier in Tier]},
     )
     benchmarks: tuple[BenchmarkConfig, ...] = Field(
         min_length=1, description="Benchmarks to run, by harness name."
@@ -516,11 +615,18 @@ class SuiteConfig(BaseModel):
         """Benchmark names in file order."""
         return tuple(b.name for b in self.benchmarks)
 
-    def settings_for(self, benchmark_name: str) -> BenchmarkSettings:
-        """Effective settings of one benchmark; raises ConfigError for an unknown name."""
+    def tier_names(self) -> tuple[Tier, ...]:
+        """Daemon tiers this suite runs in, in file order (empty: none)."""
+        return tuple(self.tiers)
+
+    def settings_for(self, benchmark_name: str, tier: str | None = None) -> BenchmarkSettings:
+        """Effective settings of one benchmark measured in ``tier`` (None, manual, compare: the
+        suite's own sizes); raises ConfigError for an unknown benchmark or tier, or a daemon
+        tier the suite does not run in."""
+        sizes = self._tier_sizes(tier)
         for bench in self.benchmarks:
             if bench.name == benchmark_name:
-                return self._merge(bench)
+                return self._merge(bench, sizes)
         close = difflib.get_close_matches(benchmark_name, self.benchmark_names(), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(
@@ -528,15 +634,39 @@ class SuiteConfig(BaseModel):
             f"it has: {', '.join(self.benchmark_names())}"
         )
 
-    def all_settings(self) -> tuple[BenchmarkSettings, ...]:
-        """Effective settings of every benchmark, in file order."""
-        return tuple(self._merge(b) for b in self.benchmarks)
+    def all_settings(self, tier: str | None = None) -> tuple[BenchmarkSettings, ...]:
+        """Effective settings of every benchmark in ``tier`` (as settings_for), in file order."""
+        sizes = self._tier_sizes(tier)
+        return tuple(self._merge(b, sizes) for b in self.benchmarks)
 
-    def _merge(self, bench: BenchmarkConfig) -> BenchmarkSettings:
+    def _tier_sizes(self, tier: str | None) -> TierSizes | None:
+        if tier is None or tier in _UNTIERED_RUNS:
+            return None
+        names = [t.value for t in Tier]
+        if tier not in names:
+            close = difflib.get_close_matches(tier, names + sorted(_UNTIERED_RUNS), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"unknown tier '{tier}'{hint}; tiers: {', '.join(names)} "
+                f"({', '.join(r.value for r in RunTier if r in _UNTIERED_RUNS)}: no tier sizes)"
+            )
+        sizes = self.tiers.get(Tier(tier))
+        if sizes is None:
+            runs_in = ", ".join(t.value for t in self.tiers) or "none"
+            raise ConfigError(
+                f"suite '{self.name}' does not run in tier '{Tier(tier).value}' "
+                f"(its tiers: {runs_in})"
+            )
+        return sizes
+
+    def _merge(self, bench: BenchmarkConfig, sizes: TierSizes | None) -> BenchmarkSettings:
+        # Precedence: the tier's size > the benchmark's own setting > the suite defaults.
         values: dict[str, Any] = {}
         for field in _OVERRIDABLE:
-            override = getattr(bench, field)
-            values[field] = override if override is not None else getattr(self.defaults, field)
+            chosen = getattr(sizes, field, None)  # None: no tier, or not a size it sets
+            if chosen is None:
+                chosen = getattr(bench, field)
+            values[field] = chosen if chosen is not None else getattr(self.defaults, field)
         values["metrics"] = tuple(m.resolve() for m in values["metrics"])
         return BenchmarkSettings(name=bench.name, description=bench.description, **values)
 

@@ -6,14 +6,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from perfd.model import RunOutcome
+from perfd.model import RunOutcome, RunStatus
 from perfd.records import RunDetail, RunInfo
 from perfd.report.text import environment_line, fmt_value, statistics_table, table
 
 
 def outcome_dict(outcome: RunOutcome) -> dict[str, Any]:
     """`perfd run --json`."""
-    return {"run_id": outcome.run_id, "commit": outcome.commit_sha,
+    return {"run_id": outcome.run_id, "commit": outcome.commit_sha, "status": outcome.status.value,
+            "contended_reason": outcome.contended_reason,
             "statistics": [s.to_dict() for s in outcome.result.statistics],
             "unavailable": dict(outcome.unavailable)}
 
@@ -23,7 +24,7 @@ def outcome_text(outcome: RunOutcome) -> str:
     ctx = outcome.result.harness
     lines = [
         f"run {outcome.run_id}: suite {outcome.suite} at {outcome.commit_sha[:12]} "
-        f"on {outcome.machine_id} - COMPLETED",
+        f"on {outcome.machine_id} - {outcome.status}",
         f"environment: {environment_line(outcome.result.environment)}",
         f"timer: resolution {fmt_value(ctx.timer_resolution_ns)} ns, overhead "
         f"{fmt_value(ctx.timer_overhead_ns)} ns per reading",
@@ -33,6 +34,9 @@ def outcome_text(outcome: RunOutcome) -> str:
     lines += [f"unavailable: {key}: {reason}" for key, reason in sorted(outcome.unavailable.items())]
     if outcome.data_path:
         lines.append(f"\nraw data: {outcome.data_path}")
+    if outcome.contended_reason:
+        lines.append(f"\ncontended: {outcome.contended_reason}\n(kept for diagnosis; a contended "
+                     "run is not history and opens no alert: free the benchmark CPUs and run again)")
     return "\n".join(lines)
 
 
@@ -75,7 +79,8 @@ def run_text(detail: RunDetail) -> str:
         lines += [f"  {key}: {'unknown' if value is None else value}"
                   for key, value in detail.environment.items()]
     if info.error:
-        lines.append(f"error:\n{info.error}")
+        label = "contended" if info.status is RunStatus.CONTENDED else "error"
+        lines.append(f"{label}:\n{info.error}")
     if detail.statistics:
         lines += ["", statistics_table(detail.statistics)]
     if detail.output_dir:

@@ -15,7 +15,9 @@ from perfd.errors import HarnessError
 from perfd.model import COUNTER_METRICS, BenchmarkSamples, HarnessContext, HarnessOutput
 
 FORMAT_NAME = "perfd-harness"
-SUPPORTED_MAJOR = 1  # 1 - first format (context + benchmarks with raw per-op samples)
+# 1 - first format (context + benchmarks with raw per-op samples); 1.1 added context.profile,
+#     1.2 per-sample samples_cpu_ns and samples_involuntary_switches (read when present).
+SUPPORTED_MAJOR = 1
 
 
 def _require(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -46,6 +48,15 @@ def _numbers(values: Any, where: str) -> tuple[float, ...]:
             raise HarnessError(f"harness output: {where}[{i}]: expected a finite number, got {v!r}")
         out.append(float(v))
     return tuple(out)
+
+
+def _counts(values: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(values, list):
+        raise HarnessError(f"harness output: {where}: expected a list of counts")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise HarnessError(f"harness output: {where}[{i}]: expected a count >= 0, got {v!r}")
+    return tuple(values)
 
 
 def parse_harness_json(text: str) -> HarnessOutput:
@@ -96,8 +107,14 @@ def parse_harness_json(text: str) -> HarnessOutput:
             for key, values in counters_raw.items()
             if key in COUNTER_METRICS and isinstance(values, list) and None not in values
         }
+        cpu = bench.get("samples_cpu_ns")
+        switches = bench.get("samples_involuntary_switches")
         try:
-            parsed.append(BenchmarkSamples(name, iterations, samples, counters))
+            parsed.append(BenchmarkSamples(
+                name, iterations, samples, counters,
+                cpu_ns=_numbers(cpu, f"{where}.samples_cpu_ns") if cpu is not None else None,
+                involuntary_switches=(_counts(switches, f"{where}.samples_involuntary_switches")
+                                      if switches is not None else None)))
         except ValueError as exc:
             raise HarnessError(f"harness output: {where}: {exc}") from None
     return HarnessOutput(context=context, benchmarks=tuple(parsed))

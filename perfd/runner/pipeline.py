@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from perfd.analysis.contention import ContentionPolicy, ProcessTimes, assess_contention
 from perfd.analysis.summary import summarize_processes
 from perfd.atomic import write_text_atomically
 from perfd.config import SuiteConfig, expand
@@ -40,6 +41,7 @@ from perfd.model import (
     RunOutcome,
     RunResult,
     RunStart,
+    RunStatus,
     RunTier,
     Summary,
     stable_hash,
@@ -60,12 +62,14 @@ class RunOptions:
     probe: HostProbe = field(default_factory=HostProbe)
     events: EventSink = discard
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # aware UTC: when runs start/end
+    contention: ContentionPolicy = ContentionPolicy()
 
 
-def measures_for(suite: SuiteConfig) -> list[Measure]:
+def measures_for(suite: SuiteConfig, tier: str | None = None) -> list[Measure]:
+    """How each benchmark is measured, with the tier's sizes (None: the suite's own)."""
     out = []
     for bench in suite.benchmarks:
-        s = suite.settings_for(bench.name)
+        s = suite.settings_for(bench.name, tier)
         out.append(Measure(
             name=bench.name, warmup=s.warmup, samples=s.samples, min_time_s=s.min_time_s,
             repetitions=s.repetitions, cpus=tuple(s.cpus), timeout_s=s.timeout_s,
@@ -74,9 +78,10 @@ def measures_for(suite: SuiteConfig) -> list[Measure]:
     return out
 
 
-def benchmark_config_hash(suite: SuiteConfig, name: str) -> str:
-    """Series identity part: how this benchmark is built and measured (not the commit)."""
-    s = suite.settings_for(name)
+def benchmark_config_hash(suite: SuiteConfig, name: str, tier: str | None = None) -> str:
+    """Series identity part: how this benchmark is built and measured (not the commit); a
+    tier with other sizes makes other series."""
+    s = suite.settings_for(name, tier)
     return stable_hash({
         "build": suite.build.model_dump(mode="json"),
         "harness": suite.harness.model_dump(mode="json"),
@@ -175,10 +180,23 @@ class _Side:
             statistics=tuple(statistics), finished_at=self.opts.clock(),
             benchmark_config_hashes=self.config_hashes,
         )
+        contention = assess_contention(self.sample_times(), self.opts.contention)
+        reason = contention.reason if contention.contended else None
         out = self.opts.output_dir
-        self.store.complete_run(self.run_id, result, output_dir=str(out) if out else None)
+        self.store.complete_run(self.run_id, result, output_dir=str(out) if out else None,
+                                contended=reason)
         return RunOutcome(self.run_id, self.suite.name, self.sha, self.opts.machine_id,
-                          self.built.build_hash, str(self.built.binary), result, unavailable)
+                          self.built.build_hash, str(self.built.binary), result, unavailable,
+                          status=RunStatus.CONTENDED if reason else RunStatus.COMPLETED,
+                          contended_reason=reason)
+
+    def sample_times(self) -> dict[str, list[ProcessTimes]]:
+        """Wall and on-CPU time (and switches) of every sample, by benchmark."""
+        out: dict[str, list[ProcessTimes]] = {}
+        for p in self.processes:
+            s = p.samples
+            out.setdefault(p.benchmark, []).append((s.samples_ns, s.cpu_ns, s.involuntary_switches))
+        return out
 
 
 def allowed_cpus() -> set[int]:
@@ -190,9 +208,9 @@ def run_suite(suite: SuiteConfig, repo: Repository, builder: Builder, rev: str,
               store: ResultStore, opts: RunOptions) -> RunOutcome:
     """Build and measure suite at rev; store the run atomically. Raises PerfdError subclasses."""
     sha = repo.resolve(rev)
-    measures = measures_for(suite)
+    measures = measures_for(suite, opts.tier)
     check_cpus(suite, measures, allowed_cpus())
-    config_hashes = {m.name: benchmark_config_hash(suite, m.name) for m in measures}
+    config_hashes = {m.name: benchmark_config_hash(suite, m.name, opts.tier) for m in measures}
     built = build_reporting(builder, suite, repo, sha, opts.events)
     side = _Side(suite, sha, built, store, opts, config_hashes, opts.tier)
     with side.recording():
@@ -239,9 +257,9 @@ def run_interleaved(suite: SuiteConfig, repo: Repository, builder: Builder, base
     if not 2 <= min_pairs <= max_pairs:
         raise ConfigError(f"pairs: need 2 <= min_pairs <= max_pairs, got {min_pairs}..{max_pairs}")
     shas = repo.resolve(baseline_rev), repo.resolve(current_rev)
-    measures = measures_for(suite)
+    measures = measures_for(suite, opts.tier)
     check_cpus(suite, measures, allowed_cpus())
-    config_hashes = {m.name: benchmark_config_hash(suite, m.name) for m in measures}
+    config_hashes = {m.name: benchmark_config_hash(suite, m.name, opts.tier) for m in measures}
     builds = [build_reporting(builder, suite, repo, sha, opts.events) for sha in shas]
     sides = [_Side(suite, sha, built, store, opts, config_hashes, RunTier.COMPARE)
              for sha, built in zip(shas, builds, strict=True)]
@@ -293,7 +311,7 @@ def write_benchmark_data(out_dir: Path, run_id: int, suite: SuiteConfig, sha: st
     """Write benchmark_data.json atomically (temp file + rename); returns its path."""
     benches: list[dict[str, Any]] = []
     for bench in suite.benchmarks:
-        s = suite.settings_for(bench.name)
+        s = suite.settings_for(bench.name, opts.tier)
         benches.append({
             "name": bench.name,
             "config_hash": result.benchmark_config_hashes[bench.name],

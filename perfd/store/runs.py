@@ -46,6 +46,7 @@ from sqlalchemy.types import TypeEngine
 
 from perfd.errors import NotFoundError, StorageError, UsageError
 from perfd.model import (
+    SAMPLE_CONTEXT_METRICS,
     Direction,
     EnvFingerprint,
     HarnessContext,
@@ -95,14 +96,18 @@ def insert_run(conn: Connection, start: RunStart, *, hostname: str) -> int:
 
 
 def complete_run(
-    conn: Connection, run_id: int, result: RunResult, *, output_dir: str | None, now: datetime
+    conn: Connection, run_id: int, result: RunResult, *, output_dir: str | None, now: datetime,
+    contended: str | None = None,
 ) -> None:
     """Write a finished run (environment, processes, summaries, measurements, statistics,
-    status COMPLETED). Raises NotFoundError, StorageError (not RUNNING), ValueError."""
+    status COMPLETED, or CONTENDED with ``contended`` as its reason). Raises NotFoundError,
+    StorageError (not RUNNING), ValueError."""
     _require_utc(result.finished_at, "RunResult.finished_at")
     stored_metrics: dict[str, set[str]] = {}
     for summary in result.statistics:
         stored_metrics.setdefault(summary.benchmark, set()).add(summary.metric)
+    for metrics in stored_metrics.values():  # on-CPU times and switches, where measured
+        metrics.update(SAMPLE_CONTEXT_METRICS)
 
     run_config_hash = _lock_running(conn, run_id, "completed")
     environment_id = _environment_id(conn, result.environment, now)
@@ -133,14 +138,14 @@ def complete_run(
         update(t.benchmark_runs)
         .where(t.benchmark_runs.c.id == run_id)
         .values(
-            status=RunStatus.COMPLETED.value,
+            status=(RunStatus.CONTENDED if contended else RunStatus.COMPLETED).value,
             finished_at=result.finished_at,
             environment_id=environment_id,
             load_avg_1m=result.environment.load_avg_1m,
             harness_version=result.harness.harness_version,
             harness_context=_harness_json(result.harness),
             output_dir=output_dir,
-            error=None,
+            error=contended,
         )
     )
 

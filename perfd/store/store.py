@@ -134,13 +134,16 @@ class ResultStore:
             return runs.insert_run(conn, start, hostname=host)
 
     def complete_run(
-        self, run_id: int, result: RunResult, output_dir: str | None = None
+        self, run_id: int, result: RunResult, output_dir: str | None = None, *,
+        contended: str | None = None,
     ) -> None:
         """Store a finished run in one transaction (environment, processes, process
-        summaries, measurements, statistics, status COMPLETED); on any error nothing is
-        stored and the run stays RUNNING. Raises NotFoundError, ConflictError, StorageError."""
+        summaries, measurements, statistics, status COMPLETED, or CONTENDED with that reason:
+        kept for diagnosis, never history); on any error nothing is stored and the run stays
+        RUNNING. Raises NotFoundError, StorageError."""
         with self._write(f"storing run {run_id}") as conn:
-            runs.complete_run(conn, run_id, result, output_dir=output_dir, now=self._clock())
+            runs.complete_run(conn, run_id, result, output_dir=output_dir, now=self._clock(),
+                              contended=contended)
 
     def fail_run(
         self,

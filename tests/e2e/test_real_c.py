@@ -56,6 +56,28 @@ def test_example_suite_at_two_commits_is_measured_and_recorded(in_tmp, demo_repo
     assert len(store.measurements(runs[0].id, "request/parse", "time")) == 50
 
 
+def test_a_neighbour_on_the_benchmark_cpu_makes_the_run_contended(in_tmp, demo_repo, cli):
+    """A busy loop pinned to the suite's CPU: the real harness's on-CPU times show every
+    sample shared, the run is CONTENDED (exit 5), kept for diagnosis and never history."""
+    repo, shas = demo_repo
+    hog = subprocess.Popen(["taskset", "-c", "1", "sh", "-c", "while :; do :; done"])
+    try:
+        code, out, err = cli("run", "--suite", "example", "--commit", shas["base"], "--repo",
+                             str(repo), "--retries", "0")
+    finally:
+        hog.kill()
+        hog.wait()
+    assert code == 5, err
+    assert "CONTENDED" in out and "were disturbed (off its CPU up to" in out
+    store = ResultStore.open(f"sqlite:///{in_tmp / 'state' / 'perfd.db'}")
+    (run,) = store.list_runs()
+    assert run.status == "CONTENDED" and "involuntary context switches" in (run.error or "")
+    cpu = store.measurements(run.id, "request/parse", "cpu_time")
+    wall = store.measurements(run.id, "request/parse", "time")
+    assert len(cpu) == len(wall) == 50
+    assert store.series_keys() == []  # not history
+
+
 SUM_C = """\
 #include "sum.h"
 long sum_squares(const int *v, int n) {
