@@ -186,6 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("run_id", type=int)
     rs.add_argument("--json", action="store_true")
 
+    bu = sub.add_parser("budgets", help="hold runs to budgets.yaml")
+    bu_sub = bu.add_subparsers(dest="budgets_command", metavar="ACTION", parser_class=_Parser)
+    bu_sub.required = True
+    bc = bu_sub.add_parser(
+        "check", help="evaluate the budgets of the latest completed run of each suite (or of "
+                      "--run) on this machine; exit 1 when a block budget fails",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bc.add_argument("--suite", help="only this suite")
+    bc.add_argument("--run", type=int, metavar="ID", help="this run instead of the latest")
+    bc.add_argument("--json", action="store_true")
+
     cc = sub.add_parser("check-config", help="validate suite, budgets and daemon YAML files")
     cc.add_argument("paths", nargs="*", type=Path,
                     help="files or directories (default: the configured suites dir and budgets)")

@@ -58,13 +58,21 @@ def _write_report(args: argparse.Namespace, text: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from perfd.flows.run import RunRequest, run
+    from perfd.report.budgets import budget_dicts, budgets_table
     from perfd.report.runs import outcome_dict, outcome_text
 
-    outcome = run(services(args), RunRequest(
+    report = run(services(args), RunRequest(
         suite=args.suite, commit=args.commit, output_dir=args.output, repository=args.repo,
         seed=args.seed, tier=RunTier(args.tier), retries=args.retries,
         retry_delay_s=args.retry_delay))
-    print(json.dumps(outcome_dict(outcome), indent=2) if args.json else outcome_text(outcome))
+    outcome, budgets = report.outcome, report.budgets.results if report.budgets else ()
+    if args.json:
+        print(json.dumps({**outcome_dict(outcome), "budgets": budget_dicts(budgets)}, indent=2))
+    else:
+        print(outcome_text(outcome))
+        if budgets:
+            print("\n" + budgets_table(budgets))
+    # A broken budget is shown, not an error: `perfd budgets check` is the gate (exit 1).
     return EXIT_RUN if outcome.contended else EXIT_OK
 
 
@@ -157,6 +165,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from perfd.report.budgets import budget_dicts, budgets_table
     from perfd.report.runs import run_dict, run_text, runs_table
 
     store = services(args).store
@@ -164,9 +173,33 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(runs_table(store.list_runs(suite=args.suite, commit=args.commit, status=args.status,
                                          limit=args.limit)))
         return EXIT_OK
-    detail = store.get_run(args.run_id)
-    print(json.dumps(run_dict(detail), indent=2, default=str) if args.json else run_text(detail))
+    with store.reading() as r:
+        detail, budgets = r.get_run(args.run_id), r.budget_results(args.run_id)
+    if args.json:
+        print(json.dumps({**run_dict(detail), "budgets": budget_dicts(budgets)}, indent=2,
+                         default=str))
+    else:
+        print(run_text(detail))
+        if budgets:
+            print("\n" + budgets_table(budgets))
     return EXIT_OK
+
+
+def cmd_budgets(args: argparse.Namespace) -> int:
+    from perfd.flows.budgets import CheckRequest, check_budgets
+    from perfd.report.budgets import budget_dicts, budgets_table
+
+    checks = check_budgets(services(args), CheckRequest(suite=args.suite, run_id=args.run))
+    if args.json:
+        print(json.dumps([{"run_id": c.run_id, "suite": c.suite, "commit": c.commit_sha,
+                           "budgets": budget_dicts(c.results)} for c in checks], indent=2))
+    elif not checks:
+        print("no completed run of a suite with budgets on this machine")
+    for check in checks if not args.json else ():
+        print(f"run {check.run_id}: suite {check.suite} at {check.commit_sha[:12]}: "
+              f"{len(check.failed)} failed, {len(check.warned)} warned of {len(check.results)}")
+        print(budgets_table(check.results) + "\n")
+    return EXIT_NEGATIVE if any(c.failed for c in checks) else EXIT_OK
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -213,7 +246,7 @@ def cmd_harness(args: argparse.Namespace) -> int:
 COMMANDS = {
     "analyze": cmd_analyze,
     "run": cmd_run, "compare": cmd_compare, "alert": cmd_alert, "evidence": cmd_evidence,
-    "runs": cmd_runs,
+    "runs": cmd_runs, "budgets": cmd_budgets,
     "check-config": cmd_check_config, "schema": cmd_schema, "db": cmd_db, "harness": cmd_harness,
 }
 

@@ -210,3 +210,31 @@ class RunDetail:
     processes: tuple[ProcessInfo, ...]  # ordered by benchmark, repetition
     statistics: tuple[Summary, ...]  # ordered by benchmark, metric
     output_dir: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRecord:
+    """One budget's verdict on one benchmark x metric of a run, as stored."""
+
+    run_id: int
+    budget_index: int  # position of the budget in budgets.yaml
+    suite: str
+    benchmark: str
+    metric: str
+    statistic: str
+    limit_text: str  # the limits as written, e.g. "<= 2.5us, at most +5%"
+    action: str  # block | warn
+    min_confidence: str
+    owner: str | None
+    status: str  # PASS | FAIL | WARN | NO_DATA
+    value: float | None
+    baseline_run_id: int | None
+    baseline_value: float | None
+    change_pct: float | None
+    confidence: str | None
+    reason: str
+    evaluated_at: datetime | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "FAIL"

@@ -31,11 +31,17 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from perfd.config.models import (
     GUARD_ERROR_PREFIX,
+    OLD_BUDGET_ACTIONS,
+    RATE_UNITS,
+    TIME_UNITS,
+    BudgetConfidence,
     BudgetsConfig,
     DaemonConfig,
     SuiteConfig,
     describe_value,
+    dimension_of,
     expand,
+    split_quantity,
 )
 from perfd.errors import ConfigError
 
@@ -596,10 +602,27 @@ def _check_suite(doc: Document) -> tuple[SuiteConfig | None, list[Problem]]:
     return (suite if not problems else None), sort_problems(problems)
 
 
+def _metric_units(suites: Mapping[str, SuiteConfig]) -> dict[str, dict[str, str]]:
+    """{suite: {metric: unit}} of the metrics each suite records (a metric recorded in two
+    units by one suite is left out: a limit with a unit cannot be converted for it)."""
+    units: dict[str, dict[str, str]] = {}
+    for name, suite in suites.items():
+        seen: dict[str, set[str]] = {}
+        for settings in suite.all_settings():
+            for metric in settings.metrics:
+                seen.setdefault(metric.name, set()).add(metric.unit)
+        units[name] = {m: next(iter(u)) for m, u in seen.items() if len(u) == 1}
+    return units
+
+
 def _check_budgets(
     doc: Document, suites: Mapping[str, SuiteConfig], broken: Mapping[str, str | None]
 ) -> tuple[BudgetsConfig | None, list[Problem]]:
-    budgets, problems, guarded = _validate(doc, BudgetsConfig, {})
+    old_form = old_budgets_problem(doc)
+    if old_form is not None:
+        return None, [old_form]
+    context = {"metric_units": _metric_units(suites)}
+    budgets, problems, guarded = _validate(doc, BudgetsConfig, context)
     problems += _budget_logic(doc, suites, broken)
     if budgets is None and not problems:
         problems = guarded
@@ -641,9 +664,128 @@ def detect_kind(data: Mapping[str, Any]) -> Kind | None:
     # A daemon file may name its budgets file; a budgets file holds a list of budgets.
     if keys & DAEMON_KEYS or isinstance(data.get("budgets"), str):
         return "daemon"
-    if "budgets" in keys or "version" in keys:
+    if "budgets" in keys or "version" in keys or is_old_budgets_form(data):
         return "budgets"
     return None
+
+
+# --------------------------------------------------------------------------- old budgets form
+
+OLD_FORM_MESSAGE = (
+    "this is the old budgets form (names mapped to {threshold, action}), which perfd no longer "
+    "reads; rewrite it as a version 1 budgets file. The same budgets, with <...> where the old "
+    "form does not say:"
+)
+# A statistic at the end of an old budget's name: api_latency_p99 -> p99.
+_OLD_NAME_STATISTIC = re.compile(r"(?:^|[_.-])(p99|p95|p50|median|mean|avg)$", re.IGNORECASE)
+_OLD_STATISTICS = {
+    "p99": "p99",
+    "p95": "p95",
+    "p50": "median",
+    "median": "median",
+    "mean": "mean",
+    "avg": "mean",
+}
+_CARRIED_KEYS = ("threshold", "action", "owner", "confidence")
+
+
+def _is_old_budget(entry: Any) -> bool:
+    return isinstance(entry, Mapping) and "threshold" in entry
+
+
+def is_old_budgets_form(data: Mapping[str, Any]) -> bool:
+    """True for the seed's budgets file: a top-level mapping of names to {threshold, action}."""
+    if "budgets" in data or "version" in data:
+        return False
+    return any(_is_old_budget(entry) for entry in data.values())
+
+
+def _yaml_scalar(value: Any) -> str:
+    # Text that reads back as ``value``: plain when YAML allows it, else double-quoted.
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    try:
+        plain = yaml.safe_load(text) == text and text == text.strip() and "\n" not in text
+    except yaml.YAMLError:
+        plain = False
+    return text if plain else json.dumps(text)
+
+
+def _old_limit(threshold: Any) -> tuple[str, str, str]:
+    """(metric, limit key, limit text) for an old threshold: '100ms' -> time, max_value."""
+    if isinstance(threshold, int | float) and not isinstance(threshold, bool):
+        return "<metric>", "max_value", _yaml_scalar(threshold)
+    text = threshold.strip() if isinstance(threshold, str) else None
+    unreadable = f"<limit>  # was {describe_value(threshold)}"
+    if text is None:
+        return "<metric>", "max_value", unreadable
+    if text.endswith("%"):
+        percent = split_quantity(text[:-1])
+        if percent is not None and not percent[1] and percent[0] > 0:
+            return "<metric>", "max_regression_pct", _yaml_scalar(percent[0])
+        return "<metric>", "max_value", unreadable
+    quantity = split_quantity(text)
+    dimension = dimension_of(quantity[1]) if quantity is not None else None
+    if quantity is None or dimension is None:
+        return "<metric>", "max_value", unreadable
+    if not quantity[1]:
+        return "<metric>", "max_value", _yaml_scalar(quantity[0])
+    metric = {TIME_UNITS.name: "time", RATE_UNITS.name: "throughput"}.get(dimension.name)
+    return metric or "<metric>", "max_value", _yaml_scalar(text)
+
+
+def _old_budget_as_new(name: str, entry: Mapping[str, Any]) -> list[str]:
+    """The lines of one new-form budget (a YAML list item) for an old {threshold, action}."""
+    found = _OLD_NAME_STATISTIC.search(name)
+    statistic = _OLD_STATISTICS[found.group(1).lower()] if found else "median"
+    metric, limit_key, limit = _old_limit(entry.get("threshold"))
+    action = entry.get("action")
+    if action is None:
+        new_action = "block"
+    elif isinstance(action, str) and action in OLD_BUDGET_ACTIONS:
+        new_action = OLD_BUDGET_ACTIONS[action].value
+    else:
+        new_action = "<block or warn>"
+    lines = [
+        "- suite: <suite>",
+        "  benchmark: <benchmark glob>",
+        f"  metric: {metric}",
+        f"  statistic: {statistic}",
+        f"  {limit_key}: {limit}",
+        f"  action: {new_action}",
+    ]
+    confidence = entry.get("confidence")
+    if isinstance(confidence, str) and confidence in tuple(BudgetConfidence):
+        lines.append(f"  confidence: {confidence}")
+    owner = entry.get("owner")
+    if isinstance(owner, str):
+        lines.append(f"  owner: {_yaml_scalar(owner)}")
+    left_out = [str(k) for k in entry if k not in _CARRIED_KEYS]
+    if left_out:
+        lines.append(f"  # left out (no such key now): {', '.join(left_out)}")
+    return lines
+
+
+def old_budgets_problem(doc: Document) -> Problem | None:
+    """The one problem of a budgets file in the old form, showing the new form to write
+    (None when ``doc`` is not in the old form)."""
+    if not is_old_budgets_form(doc.data):
+        return None
+    lines = ["version: 1", "budgets:"]
+    first: int | None = None
+    for name, entry in doc.data.items():
+        line = doc.line_of((name,))
+        if not _is_old_budget(entry):
+            lines.append(f"  # {name} (line {line}) has no threshold: left out")
+            continue
+        first = line if first is None else first
+        lines.append(f"  # {name} (line {line})")
+        lines += ["  " + text for text in _old_budget_as_new(str(name), entry)]
+    shown = "\n".join("    " + text for text in lines)
+    return Problem(doc.file, first, "", f"{OLD_FORM_MESSAGE}\n{shown}")
 
 
 # --------------------------------------------------------------------------- across files

@@ -29,6 +29,7 @@ from pydantic import (
     TypeAdapter,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     WrapValidator,
     field_validator,
     model_validator,
@@ -40,7 +41,8 @@ from perfd.errors import ConfigError
 from perfd.model import KNOWN_METRICS, Direction, Metric, RunTier
 
 # Version of the budgets file format. History, newest last:
-#   1 - first format: version + list of budgets (suite, benchmark glob, metric, limits).
+#   1 - first format: version + list of budgets (suite, benchmark glob, metric, limits);
+#       later gained optional statistic, action and max_value with a unit (old files unchanged).
 BUDGETS_VERSION = 1
 
 # Names that may appear as ${NAME} in build commands, environment values and harness paths.
@@ -682,6 +684,222 @@ class BudgetConfidence(StrEnum):
     HIGH = "high"
 
 
+class BudgetStatistic(StrEnum):
+    """Which statistic of a run a budget holds to its limits."""
+
+    MEDIAN = "median"  # of the run's per-process values
+    MEAN = "mean"  # of the run's per-process values
+    P95 = "p95"  # of the run's iteration samples
+    P99 = "p99"  # of the run's iteration samples
+
+
+class BudgetAction(StrEnum):
+    """What a broken budget does."""
+
+    BLOCK = "block"  # fails the check: CI and gates exit 1
+    WARN = "warn"  # shown, but the check passes
+
+
+# Actions of the seed's old budgets form ({name: {threshold, action}}) and their new names.
+OLD_BUDGET_ACTIONS: Mapping[str, BudgetAction] = {
+    "block_deploy": BudgetAction.BLOCK,
+    "block": BudgetAction.BLOCK,
+    "warn": BudgetAction.WARN,
+    "notify": BudgetAction.WARN,
+}
+
+
+def _refuse_old_action(value: Any) -> Any:
+    if isinstance(value, str) and value not in tuple(BudgetAction) and value in OLD_BUDGET_ACTIONS:
+        raise _fail(
+            "old_budget_action",
+            f"'{value}' is an action of the old budgets form; "
+            f"write '{OLD_BUDGET_ACTIONS[value].value}'",
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class UnitDimension:
+    """One kind of quantity a limit can be written in, and the size of each of its units."""
+
+    name: str
+    noun: str  # how a message names a value of this kind: "a time"
+    factors: Mapping[str, float]  # unit suffix -> its size in the dimension's base unit
+    advice: str  # what to write instead of a unit of another kind
+    choices: str  # completes "or one with ..." in the message for an unreadable limit
+    example: str
+
+
+TIME_UNITS = UnitDimension(
+    "time",
+    "a time",
+    # us, and both micro signs people type: U+00B5 (keyboards) and U+03BC (Greek mu).
+    {"ns": 1.0, "us": 1e3, "\u00b5s": 1e3, "\u03bcs": 1e3, "ms": 1e6, "s": 1e9},
+    "use ns, us, ms or s",
+    "a unit (ns, us, ms or s)",
+    "2.5us",
+)
+RATE_UNITS = UnitDimension(
+    "rate",
+    "a rate",
+    {"/s": 1.0, "k/s": 1e3, "M/s": 1e6},
+    "use /s, k/s or M/s",
+    "a unit (/s, k/s or M/s)",
+    "400k/s",
+)
+COUNT_UNITS = UnitDimension(
+    "count",
+    "a count",
+    {"": 1.0, "k": 1e3, "M": 1e6},
+    "use a bare number, or one with k or M",
+    "k or M",
+    "12k",
+)
+SIZE_UNITS = UnitDimension(
+    "size",
+    "a size",
+    {
+        "B": 1.0,
+        "kB": 1e3,
+        "MB": 1e6,
+        "GB": 1e9,
+        "KiB": 1024.0,
+        "MiB": 1024.0**2,
+        "GiB": 1024.0**3,
+    },
+    "use B, kB, MB, GB, KiB, MiB or GiB",
+    "a unit (B, kB, MB, GB, KiB, MiB or GiB)",
+    "140MB",
+)
+UNIT_DIMENSIONS: tuple[UnitDimension, ...] = (TIME_UNITS, RATE_UNITS, COUNT_UNITS, SIZE_UNITS)
+# Metric units (KNOWN_METRICS, a suite's custom metrics) that are not spelled as a suffix.
+_METRIC_UNIT_SUFFIX = {"ops/s": "/s", "count": "", "bytes": "B"}
+
+_QUANTITY_RE = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*(.*)")
+_LIMIT_SUFFIXES = tuple(dict.fromkeys(s for d in UNIT_DIMENSIONS for s in d.factors if s))
+# The same grammar for editors (JSON Schema): a number >= 0 and an optional unit.
+LIMIT_TEXT_PATTERN = (
+    r"^\s*\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*("
+    + "|".join(re.escape(s) for s in _LIMIT_SUFFIXES)
+    + r")?\s*$"
+)
+
+
+def split_quantity(text: str) -> tuple[float, str] | None:
+    """'2.5 us' -> (2.5, 'us'), '12' -> (12.0, ''); None when ``text`` is not a number."""
+    match = _QUANTITY_RE.fullmatch(text.strip())
+    return (float(match.group(1)), match.group(2).strip()) if match else None
+
+
+def dimension_of(suffix: str) -> UnitDimension | None:
+    """The dimension of a unit suffix ('us', 'k/s', 'MiB'; '' is a count); None if unknown."""
+    return next((d for d in UNIT_DIMENSIONS if suffix in d.factors), None)
+
+
+def _metric_scale(unit: str) -> tuple[UnitDimension, float] | None:
+    # A metric's unit as (its dimension, its size there), e.g. ms -> (time, 1e6).
+    suffix = _METRIC_UNIT_SUFFIX.get(unit, unit)
+    dimension = dimension_of(suffix) if suffix or unit == "count" else None
+    return (dimension, dimension.factors[suffix]) if dimension else None
+
+
+def _measured_in(metric: str, unit: str) -> str:
+    if unit == "count":
+        return f"metric '{metric}' is a count"
+    return f"metric '{metric}' is measured in {unit}"
+
+
+def limit_in_unit(text: str, metric: str, unit: str | None, suite: str | None = None) -> float:
+    """A limit written as text ('2.5us', '400k/s', '12k', '4KiB', '2500') in ``unit``, the unit
+    of ``metric`` (None: not known); raises PydanticCustomError naming both units."""
+    scale = _metric_scale(unit) if unit is not None else None
+    quantity = split_quantity(text)
+    if quantity is None:
+        if unit is None:
+            expected = "expected a number in the metric's unit"
+        elif scale is None:
+            expected = f"expected a number in {unit}"
+        else:
+            noun = "a number" if unit == "count" else f"a number in {unit}"
+            dimension = scale[0]
+            expected = (
+                f"expected {noun}, or one with {dimension.choices} such as '{dimension.example}'"
+            )
+        raise _fail("limit_parsing", f"{expected}; got {describe_value(text)}")
+    number, suffix = quantity
+    if number < 0:
+        raise _fail("greater_than_equal", f"must be >= 0 (got {describe_value(text)})")
+    if suffix == "" or suffix == unit:
+        return number
+    if unit is None:
+        raise _fail(
+            GUARD_ERROR_PREFIX + "limit_unit",
+            f"metric '{metric}' is not one perfd derives and no suite '{suite}' loaded with this "
+            f"budget records it, so {describe_value(text)} cannot be converted: write a bare "
+            "number in the metric's unit",
+        )
+    if scale is None:
+        raise _fail(
+            "limit_unit",
+            f"metric '{metric}' is measured in {unit}, which perfd cannot convert to: "
+            f"write max_value as a bare number in {unit}",
+        )
+    dimension, size = scale
+    if suffix in dimension.factors:
+        return number * dimension.factors[suffix] / size
+    measured = _measured_in(metric, unit)
+    other = dimension_of(suffix)
+    if other is not None:
+        raise _fail(
+            "limit_unit",
+            f"{describe_value(text)} is {other.noun}, but {measured}: {dimension.advice}",
+        )
+    units = [s for s in dimension.factors if s]
+    close = [s for s in units if s.lower() == suffix.lower()] or difflib.get_close_matches(
+        suffix, units, n=1
+    )
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise _fail(
+        "limit_unit",
+        f"unknown unit '{suffix}' in {describe_value(text)}{hint}; {measured}: {dimension.advice}",
+    )
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+
+
+def _budget_metric_unit(metric: Any, suite: Any, context: Any) -> str | None:
+    # perfd's own metrics have fixed units; a custom metric's comes from the suites the
+    # loader validates the budgets with (context "metric_units": {suite: {metric: unit}}).
+    known = KNOWN_METRICS.get(metric) if isinstance(metric, str) else None
+    if known is not None:
+        return known[0]
+    units = ((context or {}).get("metric_units") or {}).get(suite) or {}
+    unit = units.get(metric)
+    return unit if isinstance(unit, str) else None
+
+
+BudgetLimit = Annotated[
+    NonNegFloat | None,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {
+                    "type": "string",
+                    "pattern": LIMIT_TEXT_PATTERN,
+                    "examples": ["2.5us", "100ms", "400k/s", "12k", "140MB"],
+                },
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+BudgetActionField = Annotated[BudgetAction, BeforeValidator(_refuse_old_action)]
+
+
 class Budget(BaseModel):
     """An acceptable limit for a metric of the benchmarks a glob matches."""
 
@@ -692,24 +910,88 @@ class Budget(BaseModel):
         description="fnmatch glob over the suite's benchmark names, e.g. request/*."
     )
     metric: NonEmptyStr = Field(description="A metric the matched benchmarks record.")
+    statistic: BudgetStatistic = Field(
+        default=BudgetStatistic.MEDIAN,
+        description="Statistic of a run held to the limits: median or mean of the run's "
+        "per-process values, p95 or p99 of its samples.",
+    )
     max_regression_pct: PosFloat | None = Field(
         default=None, description="Largest accepted regression against the baseline, percent."
     )
-    max_value: NonNegFloat | None = Field(
+    max_value: BudgetLimit = Field(
         default=None,
-        description="Absolute limit in the metric's unit: a ceiling for lower_is_better "
-        "metrics, a floor for higher_is_better ones.",
+        description="Absolute limit: a ceiling for lower_is_better metrics, a floor for "
+        "higher_is_better ones. A bare number is in the metric's unit; a string may carry a "
+        "unit converted to it: ns, us, ms, s (time); /s, k/s, M/s (throughput); k, M "
+        "(counters); B, kB, MB, GB, KiB, MiB, GiB (bytes), e.g. '2.5us' or '400k/s'.",
     )
     confidence: BudgetConfidence = Field(
         default=BudgetConfidence.MEDIUM, description="Least confidence that breaks the budget."
     )
+    action: BudgetActionField = Field(
+        default=BudgetAction.BLOCK,
+        description="What a broken budget does: block (the check fails: CI and gates exit 1) "
+        "or warn (shown, the check passes).",
+    )
     owner: str | None = Field(default=None, description="Who is responsible (free text).")
+
+    # max_value as written when it had a unit ("2.5us"), and the unit max_value is in.
+    _max_value_text: str | None = PrivateAttr(default=None)
+    _unit: str | None = PrivateAttr(default=None)
+
+    @field_validator("max_value", mode="before")
+    @classmethod
+    def _convert_units(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        metric = info.data.get("metric")
+        if metric is None:
+            # The metric is missing or invalid and reported there; without it no unit fits.
+            raise _fail(GUARD_ERROR_PREFIX + "limit_unit", "needs a valid metric")
+        suite = info.data.get("suite")
+        unit = _budget_metric_unit(metric, suite, info.context)
+        return limit_in_unit(value, metric, unit, suite)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_written_limit(
+        cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Budget:
+        budget: Budget = handler(data)
+        if not isinstance(data, Mapping):
+            return budget  # already a Budget: keeps its own
+        budget._unit = _budget_metric_unit(budget.metric, budget.suite, info.context)
+        raw = data.get("max_value")
+        quantity = split_quantity(raw) if isinstance(raw, str) else None
+        if isinstance(raw, str) and quantity is not None and quantity[1]:
+            budget._max_value_text = raw.strip()
+        return budget
 
     @model_validator(mode="after")
     def _has_limit(self) -> Budget:
         if self.max_regression_pct is None and self.max_value is None:
             raise _fail("budget_limit", "a budget needs max_regression_pct, max_value or both")
         return self
+
+    @property
+    def unit(self) -> str | None:
+        """The unit of max_value: the metric's ("ns" for time); None when it is not known."""
+        return self._unit
+
+    def max_value_display(self) -> str | None:
+        """max_value for people: as written ("2.5us"), else number and unit ("2500 ns"); None
+        without a max_value."""
+        if self.max_value is None:
+            return None
+        if self._max_value_text is not None:
+            return self._max_value_text
+        number = _format_number(self.max_value)
+        return f"{number} {self._unit}" if self._unit not in (None, "count") else number
+
+    @property
+    def blocking(self) -> bool:
+        """True when breaking this budget fails the check (action block)."""
+        return self.action is BudgetAction.BLOCK
 
     def matches(self, suite: str, benchmark: str, metric: str | None = None) -> bool:
         """True when this budget applies to ``benchmark`` of ``suite`` (and ``metric``)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from perfd.context import Services
 from perfd.errors import UsageError
 from perfd.events import Event, RunBegun, RunContended, RunRecovered
+from perfd.flows.budgets import BudgetCheck, evaluate_run_budgets
 from perfd.model import RunOutcome, RunTier
 from perfd.runner.pipeline import RunOptions, run_suite
 from perfd.runner.procs import pid_alive
@@ -52,7 +53,21 @@ def run_options(services: Services, *, tier: RunTier, seed: int | None = None,
                       probe=services.probe, events=events, clock=services.clock)
 
 
-def run(services: Services, request: RunRequest) -> RunOutcome:
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    outcome: RunOutcome  # the last attempt
+    budgets: BudgetCheck | None  # its budget verdicts (None: contended, not held to budgets)
+
+
+def run(services: Services, request: RunRequest) -> RunReport:
+    """Measure (see :func:`measure`), then hold a completed run to its suite's budgets."""
+    outcome = measure(services, request)
+    if outcome.contended:
+        return RunReport(outcome, None)
+    return RunReport(outcome, evaluate_run_budgets(services, outcome.run_id))
+
+
+def measure(services: Services, request: RunRequest) -> RunOutcome:
     """Build and measure a suite at a commit under the machine lock; store it atomically.
 
     A run that comes out CONTENDED (its samples were taken off their CPU) is kept as such and

@@ -44,7 +44,8 @@ from perfd.store.tables import NAMING_CONVENTION, BigId, UtcDateTime, schema_met
 #   1 - environments, benchmark_runs, processes, measurements, statistics.
 #   2 - alerts and alert_events (alert lifecycle with who/when/why); series index on statistics.
 #   3 - process_summaries (median and sample count per process x metric), backfilled.
-SCHEMA_VERSION = 3
+#   4 - budget_results (each run's budgets: value, limit, verdict, confidence, why).
+SCHEMA_VERSION = 4
 
 VERSION_KEY = "schema_version"
 
@@ -276,10 +277,43 @@ def _v3(conn: Connection) -> None:
             )
 
 
+def _v4(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+    Table("benchmark_runs", md, Column("id", Integer, primary_key=True))
+    results = Table(
+        "budget_results",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="CASCADE"),
+               nullable=False),
+        Column("budget_index", Integer, nullable=False),
+        Column("suite", String(200), nullable=False),
+        Column("benchmark", String(200), nullable=False),
+        Column("metric", String(64), nullable=False),
+        Column("statistic", String(16), nullable=False),
+        Column("limit_text", String(200), nullable=False),
+        Column("action", String(16), nullable=False),
+        Column("min_confidence", String(16), nullable=False),
+        Column("owner", String(200), nullable=True),
+        Column("status", String(16), nullable=False),
+        Column("value", Double, nullable=True),
+        Column("baseline_run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+               nullable=True),
+        Column("baseline_value", Double, nullable=True),
+        Column("change_pct", Double, nullable=True),
+        Column("confidence", String(16), nullable=True),
+        Column("reason", Text, nullable=False),
+        Column("evaluated_at", UtcDateTime, nullable=False),
+        Index(None, "run_id"),
+    )
+    md.create_all(conn, tables=[results])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "create environments, benchmark_runs, processes, measurements, statistics", _v1),
     (2, "create alerts and alert_events; index statistics by series", _v2),
     (3, "create process_summaries and fill it from measurements", _v3),
+    (4, "create budget_results", _v4),
 ]
 
 

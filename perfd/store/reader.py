@@ -16,8 +16,9 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 
 from perfd.model import Summary
+from perfd.records import BudgetRecord
 from perfd.store import alerts as a
-from perfd.store import runs
+from perfd.store import budgets, runs
 from perfd.store.alerts import Alert, AlertEvent
 from perfd.store.engine import DatabaseErrors, read_snapshot
 from perfd.store.runs import RunDetail, RunInfo
@@ -105,6 +106,12 @@ class Reader:
         NotFoundError, StorageError."""
         with self._query(f"reading the environment of run {run_id}") as conn:
             return runs.read_environment_hash(conn, run_id)
+
+    def budget_results(self, run_id: int) -> list[BudgetRecord]:
+        """The run's stored budget verdicts (empty before they were evaluated). Raises
+        StorageError."""
+        with self._query(f"reading the budget results of run {run_id}") as conn:
+            return budgets.query_budget_results(conn, run_id)
 
     # -- history of series
 

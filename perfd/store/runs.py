@@ -376,6 +376,13 @@ def read_environment_hash(conn: Connection, run_id: int) -> str | None:
 # ----------------------------------------------------------------------------- helpers
 
 
+def require_run(conn: Connection, run_id: int) -> None:
+    """Raise NotFoundError unless the run exists."""
+    runs = t.benchmark_runs
+    if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).one_or_none() is None:
+        raise NotFoundError(f"no run with id {run_id}")
+
+
 def _lock_running(conn: Connection, run_id: int, verb: str) -> str:
     """Check that the run exists and is RUNNING (locking its row); returns its config hash.
     Raises NotFoundError, StorageError (not RUNNING)."""

@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine
 
 from perfd.model import EnvFingerprint, ProcessResult, RunResult, RunStart, Summary
+from perfd.records import BudgetRecord
 from perfd.store import alerts as a
-from perfd.store import runs
+from perfd.store import budgets, runs
 from perfd.store.alerts import Alert, AlertDraft, AlertEvent
 from perfd.store.engine import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -157,6 +158,17 @@ class ResultStore:
         measurements or statistics. Raises NotFoundError, ConflictError, StorageError."""
         with self._write(f"recording the failure of run {run_id}") as conn:
             runs.fail_run(conn, run_id, error, processes, environment, now=self._clock())
+
+    def save_budget_results(self, run_id: int, results: Sequence[BudgetRecord]) -> None:
+        """Store the run's budget verdicts in one transaction, replacing earlier ones.
+        Raises NotFoundError, StorageError."""
+        with self._write(f"storing the budget results of run {run_id}") as conn:
+            budgets.replace_budget_results(conn, run_id, results, now=self._clock())
+
+    def budget_results(self, run_id: int) -> list[BudgetRecord]:
+        """The run's stored budget verdicts. Raises StorageError."""
+        with self.reading() as r:
+            return r.budget_results(run_id)
 
     def recover_interrupted(self, hostname: str, is_alive: Callable[[int], bool]) -> list[int]:
         """Mark FAILED the RUNNING runs of ``hostname`` whose perfd pid is not alive;

@@ -187,6 +187,34 @@ process_summaries = Table(
     Column("n_samples", Integer, nullable=False),
 )
 
+# One row per run x budget x matched benchmark: what the budget saw and decided (replaced
+# whole when the run's budgets are evaluated again).
+budget_results = Table(
+    "budget_results",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("budget_index", Integer, nullable=False),  # position in budgets.yaml
+    Column("suite", String(NAME_LEN), nullable=False),
+    Column("benchmark", String(NAME_LEN), nullable=False),
+    Column("metric", String(METRIC_LEN), nullable=False),
+    Column("statistic", String(16), nullable=False),
+    Column("limit_text", String(NAME_LEN), nullable=False),
+    Column("action", String(16), nullable=False),  # block | warn
+    Column("min_confidence", String(16), nullable=False),
+    Column("owner", String(NAME_LEN), nullable=True),
+    Column("status", String(16), nullable=False),  # analysis.budgets.BudgetStatus values
+    Column("value", Double, nullable=True),
+    Column("baseline_run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+           nullable=True),
+    Column("baseline_value", Double, nullable=True),
+    Column("change_pct", Double, nullable=True),
+    Column("confidence", String(16), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("evaluated_at", UtcDateTime, nullable=False),
+    Index(None, "run_id"),
+)
+
 statistics = Table(
     "statistics",
     metadata,

@@ -32,7 +32,7 @@ def test_a_run_through_services_reports_typed_events_and_records_the_fake_host(w
     events: list[Event] = []
     services = make_services(workspace, tmp_path, events)
     outcome = run(services, RunRequest(suite="fake", commit=workspace.commits[0],
-                                       tier=RunTier.NIGHTLY))
+                                       tier=RunTier.NIGHTLY)).outcome
     kinds = [type(e) for e in events]
     assert kinds[:3] == [BuildStarted, BuildFinished, RunBegun]
     assert kinds[3:] == [ProcessStarted] * 6

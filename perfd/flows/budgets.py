@@ -1,0 +1,158 @@
+"""Budgets: hold each completed run to budgets.yaml and store the verdicts with the run.
+
+For every budget of the run's suite, every benchmark its glob matches and that recorded its
+metric is judged by perfd.analysis.budgets: the run's values against the absolute limit, and
+against the series' previous history run (the baseline) for a relative limit. The verdicts
+replace the run's earlier ones in one transaction, so `perfd runs show` and `perfd budgets
+check` always show one consistent evaluation.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+import numpy as np
+
+from perfd.analysis.budgets import BudgetSpec, BudgetStatus, RunValues, evaluate_budget
+from perfd.config import Budget, SuiteConfig
+from perfd.context import Services
+from perfd.errors import ConflictError
+from perfd.flows.history import metric_info
+from perfd.model import NOT_HISTORY_TIERS, Confidence, RunStatus, Summary
+from perfd.records import BudgetRecord, SeriesKey
+from perfd.store.reader import Reader
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCheck:
+    """The budget verdicts of one run."""
+
+    run_id: int
+    suite: str
+    commit_sha: str
+    results: tuple[BudgetRecord, ...]
+
+    @property
+    def failed(self) -> tuple[BudgetRecord, ...]:
+        return tuple(r for r in self.results if r.status == BudgetStatus.FAIL)
+
+    @property
+    def warned(self) -> tuple[BudgetRecord, ...]:
+        return tuple(r for r in self.results if r.status == BudgetStatus.WARN)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    suite: str | None = None  # only this suite (default: every suite with budgets)
+    run_id: int | None = None  # this run (default: the latest history run of each suite)
+
+
+def limit_text(budget: Budget) -> str:
+    """The budget's limits as people wrote them, e.g. "2.5us, +5%" (a ceiling or a floor by
+    the metric's direction; the percentage against the baseline run)."""
+    parts = []
+    if budget.max_value is not None:
+        parts.append(budget.max_value_display() or f"{budget.max_value:g}")
+    if budget.max_regression_pct is not None:
+        parts.append(f"+{budget.max_regression_pct:g}%")
+    return ", ".join(parts)
+
+
+def spec_of(budget: Budget) -> BudgetSpec:
+    return BudgetSpec(
+        label=f"{budget.suite} {budget.benchmark} {budget.metric}",
+        statistic=budget.statistic.value, max_value=budget.max_value,
+        max_regression_pct=budget.max_regression_pct,
+        min_confidence=Confidence(budget.confidence.value.upper()),
+        blocking=budget.action.value == "block")
+
+
+def evaluate_run_budgets(services: Services, run_id: int) -> BudgetCheck:
+    """Judge a completed run against its suite's budgets and store the verdicts. Raises
+    NotFoundError for an unknown run, ConflictError for a run that is not COMPLETED."""
+    with services.store.reading() as reader:
+        detail = reader.get_run(run_id)
+        info = detail.info
+        if info.status is not RunStatus.COMPLETED:
+            raise ConflictError(f"run {run_id} is {info.status}: only completed runs are held "
+                                "to budgets")
+        budgets = services.config.budgets
+        chosen = [(i, b) for i, b in enumerate(budgets.budgets if budgets else ())
+                  if b.suite == info.suite]
+        suite = services.config.suites.get(info.suite)
+        results = _judge(reader, run_id, detail.statistics, chosen, suite, info.suite,
+                         info.machine_id)
+    services.store.save_budget_results(run_id, results)
+    return BudgetCheck(run_id, info.suite, info.commit_sha, tuple(results))
+
+
+def _judge(reader: Reader, run_id: int, statistics: tuple[Summary, ...],
+           chosen: list[tuple[int, Budget]], suite: SuiteConfig | None, suite_name: str,
+           machine_id: str) -> list[BudgetRecord]:
+    by_key = {(s.benchmark, s.metric): s for s in statistics}
+    keys = reader.series_keys(suite=suite_name, machine_id=machine_id) if chosen else []
+    rng = np.random.default_rng(0)
+    results = []
+    for index, budget in chosen:
+        for (benchmark, metric), summary in by_key.items():
+            if metric != budget.metric or not fnmatch.fnmatchcase(benchmark, budget.benchmark):
+                continue
+            baseline_id = _baseline_run(reader, keys, benchmark, metric, run_id)
+            ids = [run_id] + ([baseline_id] if baseline_id is not None else [])
+            values = reader.process_values_for_runs(ids, benchmark, metric)
+            current = RunValues(tuple(values[run_id]), summary.p95, summary.p99,
+                                summary.n_samples)
+            baseline = None
+            if baseline_id is not None:
+                base_stats = {(s.benchmark, s.metric): s for s in reader.statistics(baseline_id)}
+                bs = base_stats.get((benchmark, metric))
+                baseline = RunValues(tuple(values[baseline_id]), bs.p95 if bs else None,
+                                     bs.p99 if bs else None, bs.n_samples if bs else 0)
+            _, direction, _ = metric_info(suite, SeriesKey(suite_name, benchmark, metric,
+                                                           machine_id, "-"))
+            verdict = evaluate_budget(spec_of(budget), current, baseline, direction=direction,
+                                      rng=rng)
+            results.append(BudgetRecord(
+                run_id=run_id, budget_index=index, suite=suite_name, benchmark=benchmark,
+                metric=metric, statistic=budget.statistic.value, limit_text=limit_text(budget),
+                action=budget.action.value, min_confidence=budget.confidence.value.upper(),
+                owner=budget.owner, status=verdict.status.value, value=verdict.value,
+                baseline_run_id=baseline_id if verdict.baseline_value is not None else None,
+                baseline_value=verdict.baseline_value, change_pct=verdict.change_pct,
+                confidence=verdict.confidence.value if verdict.confidence else None,
+                reason=verdict.reason))
+    return results
+
+
+def _baseline_run(reader: Reader, keys: list[SeriesKey], benchmark: str, metric: str,
+                  run_id: int) -> int | None:
+    """The run just before ``run_id`` in the history series that holds it (None for the
+    series' first run)."""
+    for key in keys:
+        if (key.benchmark, key.metric) != (benchmark, metric):
+            continue
+        ids = [p.run_id for p in reader.series_points(key, exclude_tiers=NOT_HISTORY_TIERS)]
+        if run_id in ids:
+            at = ids.index(run_id)
+            return ids[at - 1] if at > 0 else None
+    return None
+
+
+def check_budgets(services: Services, request: CheckRequest) -> list[BudgetCheck]:
+    """Evaluate (again) the budgets of one run, or of the latest history run of each suite
+    with budgets on this machine. Raises NotFoundError."""
+    if request.run_id is not None:
+        return [evaluate_run_budgets(services, request.run_id)]
+    budgets = services.config.budgets
+    suites = sorted({b.suite for b in budgets.budgets} if budgets else set())
+    if request.suite is not None:
+        suites = [s for s in suites if s == request.suite]
+    checks = []
+    for name in suites:
+        runs = [r for r in services.store.list_runs(suite=name, status=RunStatus.COMPLETED.value,
+                                                    limit=200)
+                if r.machine_id == services.machine_id and r.tier not in NOT_HISTORY_TIERS]
+        if runs:
+            checks.append(evaluate_run_budgets(services, runs[0].id))
+    return checks
