@@ -37,9 +37,11 @@ exit codes:
 
 ALERT_EPILOG = """\
 without an ACTION, `perfd alert` evaluates: for every series (suite x benchmark x metric x
-machine x config) it compares the latest run with its baseline, opens an alert for a
-regression at or above --confidence, updates open ones and resolves those back within the
-threshold. Exit status 1 when an alert is open after the evaluation.
+machine x config) it compares the latest run with its baseline, updates open alerts and
+resolves those back within the threshold. A regression at or above --confidence is first
+confirmed: its last good and first bad commit run now in lock-step pairs (as `perfd
+compare` does) and the alert opens with that A/B's numbers, or is recorded as a false
+positive when the A/B shows no regression. Exit status 1 when an alert is open afterwards.
 """
 
 
@@ -149,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print the decisions as JSON")
     a.add_argument("--no-evidence", dest="evidence", action="store_false",
                    help="do not profile newly opened alerts (default: collect their evidence)")
+    a.add_argument("--no-confirm", dest="confirm", action="store_false",
+                   help="open alerts from the stored runs alone (default: re-measure each step "
+                        "as a lock-step A/B of its last good and first bad commit first)")
+    a.add_argument("--max-pairs", type=int, default=20,
+                   help="cap on the confirming A/B's pairs per benchmark (20)")
     a_sub = a.add_subparsers(dest="alert_command", metavar="ACTION", parser_class=_Parser)
     al = a_sub.add_parser("list", help="alerts, newest first (default: OPEN and ACKNOWLEDGED)")
     al.add_argument("--state", action="append",

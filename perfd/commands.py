@@ -126,7 +126,8 @@ def cmd_alert(args: argparse.Namespace) -> int:
         policy=flow.AlertPolicy(threshold_pct=args.threshold,
                                 min_confidence=Confidence(args.confidence.upper()),
                                 alpha=args.alpha),
-        suite=args.suite, evidence=args.evidence))
+        suite=args.suite, evidence=args.evidence, confirm=args.confirm,
+        max_pairs=args.max_pairs))
     decisions = evaluation.decisions
     print(json.dumps(decision_dicts(decisions), indent=2) if args.json
           else decisions_table(decisions))

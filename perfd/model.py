@@ -86,6 +86,7 @@ class AlertAction(StrEnum):
     """What an alert evaluation did to one series."""
 
     OPENED = "opened"
+    REFUTED = "refuted"  # a lock-step A/B found no regression: recorded as a false positive
     UPDATED = "updated"
     RESOLVED = "resolved"
     KEPT = "kept"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: build the bundled example project at two commits (the second injects a 10%
 # slowdown into its request parser), run the example suite at both, store every sample in
-# SQLite under .perfd/, and show what was recorded.
+# SQLite under .perfd/, show what was recorded, compare the two commits in lock-step pairs,
+# open (confirmed) alerts from the history and check the budgets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=.perfd/demo-repo
@@ -34,3 +35,23 @@ set -e
 # exit status 1 is the verdict "regressed" - the expected outcome here; anything else is an error
 if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
 echo "(exit status $status: 1 means a regression was found; report also in perfd-out/compare.txt)"
+echo
+echo "== perfd alert --no-evidence"
+echo "   (each step in the stored history is re-measured as a lock-step A/B of its last good and"
+echo "   first bad commit before an alert opens; a step the A/B refutes is recorded as noise)"
+set +e
+perfd -q alert --no-evidence
+status=$?
+set -e
+if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
+echo
+echo "== perfd alert list"
+perfd alert list
+echo
+echo "== perfd budgets check"
+set +e
+perfd budgets check
+status=$?
+set -e
+if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then exit "$status"; fi
+echo "(exit status $status: 1 means a block budget failed on the latest run)"

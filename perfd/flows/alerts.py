@@ -5,11 +5,18 @@ the latest. The regression checklist's consistency item counts the trailing runs
 worse than that baseline by more than the threshold. Across all series of a suite the
 p-values are corrected (Benjamini-Hochberg); when most of a suite moved together, one
 infrastructure alert opens instead of one code alert per benchmark.
+
+**Confirm before paging.** A code alert that would open is first re-measured: the last good
+commit (the baseline run's) and the first bad one run now in adaptive lock-step pairs, as
+`perfd compare` runs them. The alert opens with the A/B's change, CI and confidence when the
+A/B shows the regression; otherwise it is recorded as a FALSE_POSITIVE of perfd's, with the
+A/B's answer, and not asked again for the same run. When commits nobody measured lie between
+the two, the alert names the range.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,6 +28,7 @@ from perfd.config import SuiteConfig
 from perfd.context import Services
 from perfd.errors import PerfdError
 from perfd.events import EvidenceFailed
+from perfd.flows.compare import CompareRequest, compare
 from perfd.flows.evidence import AlertEvidenceRequest, EvidenceBundle, alert_evidence
 from perfd.flows.history import metric_info, trailing_worse_runs
 from perfd.model import NOT_HISTORY_TIERS, AlertAction, Confidence, Status
@@ -28,6 +36,8 @@ from perfd.store import Alert, AlertDraft, AlertEvent, ResultStore, SeriesKey, S
 from perfd.store.reader import Reader
 
 INFRA_METRIC = "*"
+# How the reason of an alert that a lock-step A/B refuted begins (so it is not asked again).
+REFUTED = "refuted by a"
 # CLI verbs of the alert lifecycle -> the state they move an alert to.
 TRANSITIONS = {"ack": "ACKNOWLEDGED", "resolve": "RESOLVED", "false-positive": "FALSE_POSITIVE",
                "invalid": "INVALID", "downstream": "DOWNSTREAM"}
@@ -48,6 +58,18 @@ class EvaluateRequest:
     suite: str | None = None  # only this suite (default: every suite with stored runs)
     evidence: bool = True  # profile each newly opened code alert
     evidence_profiler: str = "auto"
+    confirm: bool = True  # re-measure each step in lock-step pairs before an alert opens
+    min_pairs: int = 5
+    max_pairs: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What the lock-step A/B of a step said (comparison None: it could not be measured)."""
+
+    comparison: Comparison | None
+    pairs: int | None
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +97,9 @@ class TransitionRequest:
 
 def evaluate_alerts(services: Services, request: EvaluateRequest) -> Evaluation:
     """Evaluate every series of this machine, then collect evidence for each opened code alert."""
+    confirm = _confirmer(services, request) if request.confirm else None
     decisions = evaluate(services.store, services.config.suites, services.machine_id,
-                         request.policy, suite_filter=request.suite)
+                         request.policy, suite_filter=request.suite, confirm=confirm)
     found: list[AlertEvidence] = []
     errors: list[str] = []
     if request.evidence:
@@ -94,6 +117,58 @@ def evaluate_alerts(services: Services, request: EvaluateRequest) -> Evaluation:
     still_open = services.store.list_alerts(state=["OPEN"], suite=request.suite,
                                             machine_id=services.machine_id)
     return Evaluation(tuple(decisions), tuple(found), tuple(errors), len(still_open))
+
+
+Confirmer = Callable[[str, Sequence["_Candidate"]], dict[SeriesKey, Confirmation]]
+
+
+def _confirmer(services: Services, request: EvaluateRequest) -> Confirmer:
+    """Lock-step A/B of each step's last good and first bad commit, one compare per commit
+    pair, limited to the benchmarks that stepped there."""
+    def confirm(suite: str, candidates: Sequence[_Candidate]) -> dict[SeriesKey, Confirmation]:
+        out: dict[SeriesKey, Confirmation] = {}
+        steps: dict[tuple[str, str], list[_Candidate]] = {}
+        for c in candidates:
+            steps.setdefault((c.baseline.commit_sha, c.first_bad_commit), []).append(c)
+        for (good, bad), group in steps.items():
+            names = tuple(sorted({c.key.benchmark for c in group}))
+            try:
+                report = compare(services, CompareRequest(
+                    suite=suite, baseline=good, current=bad, benchmarks=names,
+                    threshold_pct=request.policy.threshold_pct, alpha=request.policy.alpha,
+                    fdr_q=request.policy.fdr_q, min_pairs=request.min_pairs,
+                    max_pairs=request.max_pairs, interleave=True, seed=request.policy.seed))
+            except PerfdError as exc:
+                for c in group:
+                    out[c.key] = Confirmation(None, None, f"could not be confirmed: {exc}")
+                continue
+            rows = {(r.benchmark, r.metric): r for r in report.rows}
+            span = _range_note(services, suite, good, bad)
+            for c in group:
+                row = rows.get((c.key.benchmark, c.key.metric))
+                if row is None:
+                    out[c.key] = Confirmation(None, None, "the A/B did not measure this metric")
+                    continue
+                out[c.key] = Confirmation(
+                    row.comparison, row.pairs,
+                    f"lock-step A/B of {good[:12]} and {bad[:12]} ({row.pairs} pairs): "
+                    f"{row.comparison.reason}{span}")
+        return out
+
+    return confirm
+
+
+def _range_note(services: Services, suite_name: str, good: str, bad: str) -> str:
+    """"; in one of N commits good..bad" when unmeasured commits lie between the two."""
+    try:
+        suite = services.suite(suite_name)
+        between = services.repository(suite).commits_between(good, bad)
+    except PerfdError:
+        return ""
+    if len(between) < 2:
+        return ""
+    return (f"; the change is in one of {len(between)} commits {good[:12]}..{bad[:12]} "
+            "(not all measured: bisect them)")
 
 
 def transition_alert(services: Services, request: TransitionRequest) -> Alert:
@@ -127,12 +202,17 @@ class _Candidate:
 
 
 def evaluate(store: ResultStore, suites: Mapping[str, SuiteConfig], machine_id: str,
-             policy: AlertPolicy, *, suite_filter: str | None = None) -> list[Decision]:
+             policy: AlertPolicy, *, suite_filter: str | None = None,
+             confirm: Confirmer | None = None) -> list[Decision]:
     """Evaluate every series of this machine (optionally of one suite); returns what happened.
 
-    Everything is read through one snapshot first, then the alert writes follow."""
+    Everything is read through one snapshot first, then the alert writes follow. With
+    ``confirm``, code alerts open only once their step is confirmed (module docstring)."""
     with store.reading() as reader:
         decisions, by_suite, active = _judge(reader, suites, machine_id, policy, suite_filter)
+        refuted = {(a.series, a.last_run_id) for a in reader.list_alerts(
+            state=["FALSE_POSITIVE"], suite=suite_filter, machine_id=machine_id, limit=1000)
+            if a.reason.startswith(REFUTED)} if confirm is not None else set()
     for suite_name, candidates in by_suite.items():
         adjusted = apply_fdr([c.comparison for c in candidates], q=policy.fdr_q)
         candidates = [replace(c, comparison=a) for c, a in zip(candidates, adjusted, strict=True)]
@@ -141,9 +221,52 @@ def evaluate(store: ResultStore, suites: Mapping[str, SuiteConfig], machine_id: 
             decisions.append(_infrastructure_alert(store, suite_name, machine_id, candidates,
                                                    infra.reason, infra.median_shift_pct, active))
             continue
+        to_open: list[_Candidate] = []
         for c in candidates:
+            if confirm is not None and active.get(c.key) is None and _serious(c, policy):
+                if (c.key, c.latest.run_id) in refuted:
+                    decisions.append(Decision(c.key, AlertAction.KEPT, "refuted earlier by a "
+                                              "lock-step A/B: no new run since", None, c.comparison))
+                else:
+                    to_open.append(c)
+                continue
             decisions.append(_decide(store, c, policy, active.get(c.key)))
+        if to_open and confirm is not None:
+            confirmations = confirm(suite_name, to_open)
+            decisions += [_open_confirmed(store, c, policy, confirmations[c.key]) for c in to_open]
     return decisions
+
+
+def _open_confirmed(store: ResultStore, c: _Candidate, policy: AlertPolicy,
+                    confirmation: Confirmation) -> Decision:
+    """Open the alert with the A/B's numbers, record it refuted, or open it unconfirmed."""
+    ab = confirmation.comparison
+    if ab is None:  # nothing could be re-measured: page on the stored runs, and say so
+        return _open(store, c, c.comparison, f"{c.comparison.reason}; {confirmation.note}")
+    confirmed = (ab.alert_worthy and ab.confidence is not None
+                 and ab.confidence.rank >= policy.min_confidence.rank)
+    if confirmed:
+        decision = _open(store, c, ab, f"confirmed by a {confirmation.note}")
+        return decision
+    decision = _open(store, c, c.comparison,
+                     f"{REFUTED} {confirmation.note} (the stored runs said: {c.comparison.reason})")
+    assert decision.alert_id is not None
+    store.transition(decision.alert_id, "FALSE_POSITIVE", actor="perfd",
+                     reason=f"the lock-step A/B shows no regression: {ab.status.value}")
+    return Decision(c.key, AlertAction.REFUTED, f"{ab.status.value}: {confirmation.note}",
+                    decision.alert_id, ab)
+
+
+def _open(store: ResultStore, c: _Candidate, comp: Comparison, reason: str) -> Decision:
+    confidence = comp.confidence.value if comp.confidence else "LOW"
+    alert_id = store.open_alert(AlertDraft(
+        kind="code", series=c.key, baseline_commit=c.baseline.commit_sha,
+        first_bad_commit=c.first_bad_commit, baseline_run_id=c.baseline.run_id,
+        last_run_id=c.latest.run_id, change_pct=comp.change_pct, confidence=confidence,
+        p_value=comp.p_adjusted if comp.p_adjusted is not None else comp.p_value,
+        reason=reason,
+    ))
+    return Decision(c.key, AlertAction.OPENED, reason, alert_id, comp)
 
 
 def _judge(reader: Reader, suites: Mapping[str, SuiteConfig], machine_id: str,
@@ -218,14 +341,7 @@ def _decide(store: ResultStore, c: _Candidate, policy: AlertPolicy,
         return Decision(c.key, AlertAction.UPDATED, comp.reason, active.id, comp)
     if not _serious(c, policy):
         return Decision(c.key, AlertAction.QUIET, f"{comp.status.value}: {comp.reason}", None, comp)
-    alert_id = store.open_alert(AlertDraft(
-        kind="code", series=c.key, baseline_commit=c.baseline.commit_sha,
-        first_bad_commit=c.first_bad_commit, baseline_run_id=c.baseline.run_id,
-        last_run_id=c.latest.run_id, change_pct=comp.change_pct, confidence=confidence,
-        p_value=comp.p_adjusted if comp.p_adjusted is not None else comp.p_value,
-        reason=comp.reason,
-    ))
-    return Decision(c.key, AlertAction.OPENED, comp.reason, alert_id, comp)
+    return _open(store, c, comp, comp.reason)
 
 
 def _infrastructure_alert(store: ResultStore, suite: str, machine_id: str,

@@ -18,7 +18,7 @@ from perfd.analysis.results import (
     sort_rows,
 )
 from perfd.analysis.sequential import next_step
-from perfd.config import SuiteConfig
+from perfd.config import BenchmarkConfig, SuiteConfig
 from perfd.context import Services
 from perfd.errors import PerfdError
 from perfd.events import CompareStarted
@@ -36,6 +36,7 @@ class CompareRequest:
     baseline: str  # commit id, branch or tag
     current: str
     repository: str | None = None  # instead of the suite's
+    benchmarks: tuple[str, ...] | None = None  # only these (default: all of the suite)
     threshold_pct: float | None = None  # None: each benchmark's own threshold_pct
     alpha: float = 0.05
     fdr_q: float = 0.05
@@ -57,6 +58,10 @@ def _pair_values(base: Sequence[ProcessResult], cur: Sequence[ProcessResult],
     if not sides[0] or len(sides[0]) != len(sides[1]):
         return [], []  # metric not measured on this machine (e.g. counters without a PMU)
     return lockstep_pair_values(sides[0], sides[1])
+
+
+def _chosen(suite: SuiteConfig, opts: CompareRequest) -> list[BenchmarkConfig]:
+    return [b for b in suite.benchmarks if opts.benchmarks is None or b.name in opts.benchmarks]
 
 
 def compare(services: Services, opts: CompareRequest) -> CompareReport:
@@ -102,9 +107,9 @@ def _compare(services: Services, suite: SuiteConfig, repo: Repository, base_sha:
         outcome = run_interleaved(suite, repo, services.builder, base_sha, cur_sha, store,
                                   run_options(services, tier=RunTier.COMPARE, seed=opts.seed),
                                   keep_going=keep_going, min_pairs=opts.min_pairs,
-                                  max_pairs=opts.max_pairs)
+                                  max_pairs=opts.max_pairs, only=opts.benchmarks)
         base_run, cur_run = outcome.baseline.run_id, outcome.current.run_id
-        for bench in suite.benchmarks:
+        for bench in _chosen(suite, opts):
             for metric in suite.settings_for(bench.name).metrics:
                 base, cur = _pair_values(
                     [p for p in outcome.baseline.result.processes if p.benchmark == bench.name],
@@ -123,7 +128,7 @@ def _compare(services: Services, suite: SuiteConfig, repo: Repository, base_sha:
                                        base_run, cur_run))
         with store.reading() as r:
             env_changed = r.environment_hash(base_run) != r.environment_hash(cur_run)
-            for bench in suite.benchmarks:
+            for bench in _chosen(suite, opts):
                 for metric in suite.settings_for(bench.name).metrics:
                     base = r.process_values(base_run, bench.name, metric.name)
                     cur = r.process_values(cur_run, bench.name, metric.name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -244,20 +244,22 @@ class PairedOutcome:
 
 def run_interleaved(suite: SuiteConfig, repo: Repository, builder: Builder, baseline_rev: str,
                     current_rev: str, store: ResultStore, opts: RunOptions, *,
-                    keep_going: KeepGoing, min_pairs: int = 5, max_pairs: int = 20) -> PairedOutcome:
+                    keep_going: KeepGoing, min_pairs: int = 5, max_pairs: int = 20,
+                    only: Collection[str] | None = None) -> PairedOutcome:
     """Build both commits and run them in randomised pairs of processes on this machine.
 
     Pair i of a benchmark runs one baseline and one current process at the same time on the
     same CPU, taking turns sample by sample (harness --turns; a random side goes first), so
     sample j of both sides sees the same state of the machine: drift, and the slow phases of
     a shared or virtual CPU, cancel in the pair's sample ratios. After min_pairs, keep_going
-    decides per benchmark whether more pairs are needed (up to max_pairs). Both sides are
+    decides per benchmark whether more pairs are needed (up to max_pairs); ``only`` limits
+    the pairs to those benchmarks. Both sides are
     stored as runs of tier "compare" whose processes carry the pair index as round_index.
     """
     if not 2 <= min_pairs <= max_pairs:
         raise ConfigError(f"pairs: need 2 <= min_pairs <= max_pairs, got {min_pairs}..{max_pairs}")
     shas = repo.resolve(baseline_rev), repo.resolve(current_rev)
-    measures = measures_for(suite, opts.tier)
+    measures = [m for m in measures_for(suite, opts.tier) if only is None or m.name in only]
     check_cpus(suite, measures, allowed_cpus())
     config_hashes = {m.name: benchmark_config_hash(suite, m.name, opts.tier) for m in measures}
     builds = [build_reporting(builder, suite, repo, sha, opts.events) for sha in shas]

@@ -35,7 +35,7 @@ def alerts(cli, *extra):
 def test_a_ten_percent_regression_opens_alerts_that_update_then_resolve(alerting, cli):
     alerting(0, 0.0, seed=1)
     alerting(1, 10.0, seed=2)  # ~ +10% on every benchmark
-    code, out, _ = cli("alert", "--no-evidence")
+    code, out, _ = cli("alert", "--no-evidence", "--no-confirm")
     assert code == EXIT_NEGATIVE
     opened = alerts(cli)
     assert {(a["benchmark"], a["metric"]) for a in opened} == {
@@ -46,13 +46,13 @@ def test_a_ten_percent_regression_opens_alerts_that_update_then_resolve(alerting
     assert one["runs_seen"] == 1
 
     alerting(1, 10.0, seed=3)  # still slow: the same alerts are updated, not duplicated
-    assert cli("alert", "--no-evidence")[0] == EXIT_NEGATIVE
+    assert cli("alert", "--no-evidence", "--no-confirm")[0] == EXIT_NEGATIVE
     again = alerts(cli)
     assert sorted(a["id"] for a in again) == sorted(a["id"] for a in opened)
     assert all(a["runs_seen"] == 2 for a in again)
 
     alerting(1, 0.0, seed=4)  # fixed: back within threshold -> resolved by perfd
-    code, out, _ = cli("alert", "--no-evidence")
+    code, out, _ = cli("alert", "--no-evidence", "--no-confirm")
     assert code == 0, out
     assert alerts(cli) == []
     code, out, _ = cli("alert", "show", str(one["id"]))
@@ -62,7 +62,7 @@ def test_a_ten_percent_regression_opens_alerts_that_update_then_resolve(alerting
 def test_identical_builds_open_no_alert(alerting, cli):
     alerting(0, 0.0, seed=1)
     alerting(1, 0.0, seed=2)
-    code, out, _ = cli("alert", "--no-evidence")
+    code, out, _ = cli("alert", "--no-evidence", "--no-confirm")
     assert code == 0 and "opened" not in out
     assert alerts(cli) == []
 
@@ -70,21 +70,21 @@ def test_identical_builds_open_no_alert(alerting, cli):
 def test_a_small_change_below_the_threshold_opens_no_alert(alerting, cli):
     alerting(0, 0.0, seed=1)
     alerting(1, 2.0, seed=2)  # ~ +2%: below the 5% threshold
-    assert cli("alert", "--no-evidence")[0] == 0
+    assert cli("alert", "--no-evidence", "--no-confirm")[0] == 0
     assert alerts(cli) == []
 
 
 def test_an_unstable_baseline_opens_no_alert(alerting, cli):
     alerting(0, 0.0, jitter=25.0, seed=1)  # process CV ~25%
     alerting(1, 10.0, jitter=0.3, seed=2)
-    assert cli("alert", "--no-evidence")[0] == 0
+    assert cli("alert", "--no-evidence", "--no-confirm")[0] == 0
     assert alerts(cli) == []
 
 
 def test_state_changes_are_stored_with_who_and_why(alerting, cli):
     alerting(0, 0.0, seed=1)
     alerting(1, 10.0, seed=2)
-    cli("alert", "--no-evidence")
+    cli("alert", "--no-evidence", "--no-confirm")
     ids = sorted(a["id"] for a in alerts(cli))
     code, out, _ = cli("alert", "ack", str(ids[0]), "--by", "alice", "--reason", "looking")
     assert code == 0 and "ACKNOWLEDGED" in out
