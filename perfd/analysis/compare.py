@@ -32,7 +32,9 @@ The regression checklist (five criteria) grades a REGRESSED / IMPROVED status:
 - stable baseline: baseline CV < ``max_baseline_cv``. For paired runs the noise that matters is
   the one pairing cannot cancel, so the criterion (and NOISY) reads the *pair noise CV*,
   SD(log-ratios) / sqrt(2) - the per-run noise - instead of a baseline CV that slow drift
-  inflates. ``Comparison.baseline_cv`` always reports the plain baseline CV.
+  inflates. Both are taken without outliers (values farther than ``OUTLIER_MADS`` robust SDs
+  from the median), so two wild processes among twenty cannot make a clear regression NOISY.
+  ``Comparison.baseline_cv`` always reports the plain baseline CV.
 - environment: the fingerprint did not change.
 
 4-5 met -> HIGH, 3 -> MEDIUM, fewer -> LOW. The magnitude criterion also caps the level, so a
@@ -343,6 +345,24 @@ def _cv(x: np.ndarray) -> float:
     return float(x.std(ddof=1) / x.mean())
 
 
+OUTLIER_MADS = 3.5  # beyond this many robust SDs (1.4826 MAD) from the median: an outlier
+
+
+def _robust_sd(x: np.ndarray) -> float:
+    """SD of the values left after dropping outliers (farther than OUTLIER_MADS robust SDs
+    from the median): the plain SD for well-behaved data, deaf to a few wild processes."""
+    med = float(np.median(x))
+    scale = 1.4826 * float(np.median(np.abs(x - med)))
+    inliers = x[np.abs(x - med) <= OUTLIER_MADS * scale] if scale > 0 else x
+    return float((inliers if inliers.size >= 2 else x).std(ddof=1))
+
+
+def _robust_cv(x: np.ndarray) -> float:
+    if x.size < 2:
+        return math.nan
+    return _robust_sd(x) / float(np.median(x))
+
+
 def _row_medians(samples: np.ndarray) -> np.ndarray:
     """Median of each row (sorting short rows beats np.median's partition here)."""
     s = np.sort(samples, axis=1)
@@ -429,11 +449,14 @@ def _describe(
         change = (math.exp(float(np.median(np.log(c / b)))) - 1.0) * 100.0
     else:
         change = (c_med / b_med - 1.0) * 100.0 if b.size and c.size else nan
+    # The stable-baseline criterion reads the spread without outliers (see _robust_sd), so two
+    # wild processes among twenty cannot turn a clear regression NOISY; a baseline that really
+    # is spread out (wide, bimodal, drifting) still reads high.
     if paired:
-        noise_cv = float(np.std(np.log(c / b), ddof=1) / math.sqrt(2.0)) if b.size >= 2 else nan
+        noise_cv = _robust_sd(np.log(c / b)) / math.sqrt(2.0) if b.size >= 2 else nan
         noise_name = "pair noise CV"
     else:
-        noise_cv, noise_name = _cv(b), "baseline CV"
+        noise_cv, noise_name = _robust_cv(b), "baseline CV"
     if b.size < 2 or c.size < 2:
         return _Stats(b_med, c_med, change, (nan, nan), None, None, None, _cv(b), noise_cv, noise_name)
     gen = rng if rng is not None else np.random.default_rng(DEFAULT_BOOTSTRAP_SEED)

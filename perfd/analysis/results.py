@@ -120,7 +120,8 @@ class RangeCommit:
 class ChangePointFinding:
     """A step in one series inside the range: it landed after ``before`` (last commit of the
     old segment) and at or before ``after`` (first commit of the new segment), i.e. in one of
-    ``suspects`` commits. ``shift_pct`` is signed in the metric's own terms."""
+    ``suspects`` commits. ``shift_pct`` is signed in the metric's own terms; ``beyond_threshold``
+    means the step passed the decision rule at MEDIUM or HIGH confidence (``comparison``)."""
 
     benchmark: str
     metric: str
@@ -135,6 +136,9 @@ class ChangePointFinding:
     beyond_threshold: bool
     score: float
     env_changed: bool = False  # the runs on either side have different environment fingerprints
+    # the one decision rule over the step (processes of the segment before vs after); None
+    # when it could not be applied, and then beyond_threshold is the point estimate's
+    comparison: Comparison | None = None
 
     @property
     def same_commit(self) -> bool:

@@ -40,7 +40,7 @@ from perfd.errors import PerfdError, RepositoryError
 from perfd.events import EvidenceFailed
 from perfd.flows.evidence import EvidenceBundle, collect_evidence
 from perfd.flows.history import metric_info, trailing_worse_runs, worse_pct
-from perfd.model import NOT_HISTORY_TIERS, Direction
+from perfd.model import NOT_HISTORY_TIERS, Confidence, Direction
 from perfd.runner.git import Repository
 from perfd.store import ACTIVE_STATES, SeriesKey, SeriesPoint
 from perfd.store.reader import Reader
@@ -246,7 +246,8 @@ def _analyze_series(store: Reader, key: SeriesKey, points: list[SeriesPoint], un
         config_hash=key.config_hash, threshold_pct=threshold, n_runs=len(points),
         n_commits=len(measured), status=Status.INSUFFICIENT_DATA.value, reason="",
     )
-    steps = _change_points(points, key, unit, direction, threshold, info, position)
+    steps = _change_points(store, points, key, unit, direction, threshold, info, position, opts,
+                           rng)
     base = replace(base, change_points=steps,
                    change_points_searched=len(points) >= MIN_POINTS_FOR_CHANGE_POINTS)
     if len(measured) < 2:
@@ -285,24 +286,56 @@ def _analyze_series(store: Reader, key: SeriesKey, points: list[SeriesPoint], un
                     comparison)
 
 
-def _change_points(points: Sequence[SeriesPoint], key: SeriesKey, unit: str,
+def _change_points(store: Reader, points: Sequence[SeriesPoint], key: SeriesKey, unit: str,
                    direction: Direction, threshold: float, info: _CommitLookup,
-                   position: dict[str, int]) -> tuple[ChangePointFinding, ...]:
-    """Steps in the per-run medians, each placed between the commits of its two runs."""
+                   position: dict[str, int], opts: AnalyzeRequest,
+                   rng: np.random.Generator) -> tuple[ChangePointFinding, ...]:
+    """Steps in the per-run medians, each placed between the commits of its two runs and
+    judged by the same rule as `compare` and `alert`: the processes of the segment before
+    against those of the segment after (two-sample test, CI against the threshold, noise)."""
     if len(points) < MIN_POINTS_FOR_CHANGE_POINTS:
         return ()
     found = detect_change_points([p.median for p in points],
                                  min_shift_pct=max(1.0, threshold / 5.0))
+    bounds = [0, *(cp.index for cp in found), len(points)]
+    values = store.process_values_for_runs([p.run_id for p in points], key.benchmark, key.metric)
     out = []
-    for cp in found:
+    for i, cp in enumerate(found):
         before, after = points[cp.index - 1], points[cp.index]
         worse = worse_pct(cp.before_median, cp.after_median, direction)
+        env_changed = before.environment_hash != after.environment_hash
+        judged = _judge_step(points[bounds[i]:cp.index], points[cp.index:bounds[i + 2]], values,
+                             direction, threshold, opts, env_changed, rng)
         out.append(ChangePointFinding(
             benchmark=key.benchmark, metric=key.metric, unit=unit,
             before=info(before.commit_sha), after=info(after.commit_sha),
             suspects=position[after.commit_sha] - position[before.commit_sha],
             before_median=cp.before_median, after_median=cp.after_median,
-            shift_pct=cp.shift_pct, worse=worse > 0, beyond_threshold=abs(worse) >= threshold,
-            score=cp.score, env_changed=before.environment_hash != after.environment_hash,
+            shift_pct=cp.shift_pct, worse=worse > 0,
+            beyond_threshold=abs(worse) >= threshold if judged is None else _alerting(judged),
+            score=cp.score, env_changed=env_changed, comparison=judged,
         ))
     return tuple(out)
+
+
+def _judge_step(old: Sequence[SeriesPoint], new: Sequence[SeriesPoint],
+                values: dict[int, list[float]], direction: Direction, threshold: float,
+                opts: AnalyzeRequest, env_changed: bool,
+                rng: np.random.Generator) -> Comparison | None:
+    """The one decision rule over a step: the processes of its two segments (None when a
+    side has no process values, e.g. a metric some runs did not record)."""
+    before = [v for p in old for v in values.get(p.run_id, [])]
+    after = [v for p in new for v in values.get(p.run_id, [])]
+    if not before or not after:
+        return None
+    try:
+        return compare_independent(before, after, direction=direction, threshold_pct=threshold,
+                                   alpha=opts.alpha, env_changed=env_changed, rng=rng)
+    except ValueError:  # e.g. zero counts, which a ratio cannot use
+        return None
+
+
+def _alerting(c: Comparison) -> bool:
+    """A step worth acting on: REGRESSED or IMPROVED at MEDIUM or HIGH confidence."""
+    return (c.status in (Status.REGRESSED, Status.IMPROVED)
+            and c.confidence is not None and c.confidence.rank >= Confidence.MEDIUM.rank)

@@ -355,3 +355,45 @@ def test_lockstep_pairs_decide_a_10pct_slowdown_that_medians_of_phased_processes
     verdict = compare_paired(b, c, direction=LOWER, threshold_pct=5, rng=rng)
     assert verdict.status is Status.REGRESSED
     assert verdict.change_pct == pytest.approx(10, abs=0.5)
+
+
+# -- one rule, robust: outliers do not make a clear regression NOISY; alerts grow with the shift
+
+STEADY = [1000.0, 1003.0, 997.0, 1001.0, 999.0, 1004.0, 996.0, 1002.0, 998.0, 1000.5,
+          1001.5, 998.5, 1002.5, 997.5, 1000.0, 1003.5, 996.5, 999.5]
+
+
+def test_two_outlier_processes_among_twenty_do_not_make_a_clear_regression_noisy():
+    baseline = STEADY + [1500.0, 1600.0]  # two processes that hit something: plain CV ~17%
+    current = [v * 1.10 for v in STEADY] + [1101.0, 1099.0]
+    c = compare_independent(baseline, current, direction=LOWER, threshold_pct=5.0,
+                            rng=np.random.default_rng(0))
+    assert c.baseline_cv > 0.15  # what a plain CV says
+    assert c.status is Status.REGRESSED and c.alert_worthy
+    assert c.criterion("stable_baseline").met
+
+
+def test_a_really_spread_baseline_is_still_noisy():
+    wide = [700.0, 1300.0, 800.0, 1200.0, 900.0, 1100.0, 750.0, 1250.0, 850.0, 1150.0]
+    c = compare_independent(wide, [v * 1.08 for v in wide], direction=LOWER,
+                            rng=np.random.default_rng(0))
+    assert c.status is Status.NOISY
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_a_larger_shift_is_never_less_likely_to_alert(paired):
+    """At the same noise, the alert rate over seeded trials does not fall as the shift grows."""
+    rng = np.random.default_rng(11)
+    compare = compare_paired if paired else compare_independent
+    rates = []
+    for shift in (0.0, 2.0, 4.0, 5.0, 6.0, 8.0, 12.0):
+        alerts = 0
+        for trial in range(60):
+            b = 1000.0 * np.exp(0.03 * rng.standard_normal(10))
+            noise = np.exp(0.03 * rng.standard_normal(10))
+            c = (b if paired else 1000.0) * (1 + shift / 100) * noise
+            alerts += compare(b, c, direction=LOWER, threshold_pct=5.0, n_boot=300,
+                              consecutive_worse_runs=1, rng=np.random.default_rng(trial)).alert_worthy
+        rates.append(alerts)
+    assert all(later >= earlier - 4 for earlier, later in zip(rates, rates[1:])), rates
+    assert rates[0] <= 3 and rates[-1] >= 57, rates
