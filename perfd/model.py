@@ -350,6 +350,9 @@ class RunResult:
     finished_at: datetime
     # benchmark name -> config hash of that benchmark's measurement settings (series identity)
     benchmark_config_hashes: Mapping[str, str] = field(default_factory=dict)
+    # share of the benchmark CPUs' time the hypervisor took (steal) while the run measured;
+    # None where /proc/stat has no steal figure (bare metal reports 0)
+    steal_fraction: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,6 +210,7 @@ class RunDetail:
     processes: tuple[ProcessInfo, ...]  # ordered by benchmark, repetition
     statistics: tuple[Summary, ...]  # ordered by benchmark, metric
     output_dir: str | None
+    steal_fraction: float | None = None  # hypervisor steal on the benchmark CPUs meanwhile
 
 
 @dataclass(frozen=True, slots=True)

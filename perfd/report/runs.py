@@ -19,6 +19,11 @@ def outcome_dict(outcome: RunOutcome) -> dict[str, Any]:
             "unavailable": dict(outcome.unavailable)}
 
 
+def steal_line(fraction: float) -> str:
+    return (f"steal: {fraction:.1%} of the benchmark CPUs' time went to the hypervisor while "
+            "measuring")
+
+
 def outcome_text(outcome: RunOutcome) -> str:
     """`perfd run`: what was measured, where, with which timer, and the statistics table."""
     ctx = outcome.result.harness
@@ -26,6 +31,8 @@ def outcome_text(outcome: RunOutcome) -> str:
         f"run {outcome.run_id}: suite {outcome.suite} at {outcome.commit_sha[:12]} "
         f"on {outcome.machine_id} - {outcome.status}",
         f"environment: {environment_line(outcome.result.environment)}",
+        *([steal_line(outcome.result.steal_fraction)]
+          if outcome.result.steal_fraction is not None else []),
         f"timer: resolution {fmt_value(ctx.timer_resolution_ns)} ns, overhead "
         f"{fmt_value(ctx.timer_overhead_ns)} ns per reading",
         "",
@@ -61,6 +68,7 @@ def run_dict(detail: RunDetail) -> dict[str, Any]:
         "finished_at": info.finished_at.isoformat() if info.finished_at else None,
         "error": info.error, "config_hash": detail.config_hash,
         "build_hash": detail.build_hash, "environment": detail.environment,
+        "steal_fraction": detail.steal_fraction,
         "statistics": [s.to_dict() for s in detail.statistics],
     }
 
@@ -74,6 +82,8 @@ def run_text(detail: RunDetail) -> str:
         + (f"   finished: {info.finished_at:%Y-%m-%d %H:%M:%S}" if info.finished_at else ""),
         f"config hash: {detail.config_hash}   build hash: {detail.build_hash}",
     ]
+    if detail.steal_fraction is not None:
+        lines.append(steal_line(detail.steal_fraction))
     if detail.environment:
         lines.append("environment:")
         lines += [f"  {key}: {'unknown' if value is None else value}"

@@ -75,6 +75,28 @@ class HostProbe:
             load_avg_1m=self._load_avg(),
         )
 
+    def cpu_times(self, cpus: tuple[int, ...] = ()) -> tuple[int, int] | None:
+        """(steal, total) ticks of /proc/stat so far, summed over ``cpus`` (all CPUs when
+        empty); None where /proc/stat cannot be read. Two readings give the share of the
+        CPUs' time the hypervisor took between them."""
+        text = _read(self.proc_root / "stat")
+        if not text:
+            return None
+        wanted = {f"cpu{c}" for c in cpus} if cpus else {"cpu"}
+        steal = total = 0
+        found = False
+        for line in text.splitlines():
+            fields = line.split()
+            if not fields or fields[0] not in wanted:
+                continue
+            ticks = [int(v) for v in fields[1:9] if v.isdigit()]
+            if len(ticks) < 8:
+                continue
+            found = True
+            steal += ticks[7]
+            total += sum(ticks)
+        return (steal, total) if found else None
+
     def _cpu_model(self) -> str | None:
         return cpu_model(self.proc_root)
 

@@ -109,6 +109,8 @@ class _Side:
         self.processes: list[ProcessResult] = []
         self.context: HarnessContext | None = None
         self.environment: EnvFingerprint | None = None
+        self.cpus: tuple[int, ...] = ()
+        self.cpu_times_start: tuple[int, int] | None = None
         self.runner = HarnessRunner(built.binary, [expand(a, built.variables) for a in suite.harness.args])
         self.run_id = store.begin_run(RunStart(
             suite=suite.name, commit_sha=sha, machine_id=opts.machine_id,
@@ -178,7 +180,7 @@ class _Side:
         result = RunResult(
             environment=environment, harness=self.context, processes=tuple(self.processes),
             statistics=tuple(statistics), finished_at=self.opts.clock(),
-            benchmark_config_hashes=self.config_hashes,
+            benchmark_config_hashes=self.config_hashes, steal_fraction=self.steal_fraction(),
         )
         contention = assess_contention(self.sample_times(), self.opts.contention)
         reason = contention.reason if contention.contended else None
@@ -189,6 +191,18 @@ class _Side:
                           self.built.build_hash, str(self.built.binary), result, unavailable,
                           status=RunStatus.CONTENDED if reason else RunStatus.COMPLETED,
                           contended_reason=reason)
+
+    def start_measuring(self, environment: EnvFingerprint, cpus: tuple[int, ...]) -> None:
+        self.environment, self.cpus = environment, cpus
+        self.cpu_times_start = self.opts.probe.cpu_times(cpus)
+
+    def steal_fraction(self) -> float | None:
+        """Steal time over all CPU time of the pinned CPUs since start_measuring."""
+        end = self.opts.probe.cpu_times(self.cpus)
+        if self.cpu_times_start is None or end is None:
+            return None
+        steal, total = (b - a for a, b in zip(self.cpu_times_start, end, strict=True))
+        return steal / total if total > 0 else None
 
     def sample_times(self) -> dict[str, list[ProcessTimes]]:
         """Wall and on-CPU time (and switches) of every sample, by benchmark."""
@@ -215,8 +229,9 @@ def run_suite(suite: SuiteConfig, repo: Repository, builder: Builder, rev: str,
     side = _Side(suite, sha, built, store, opts, config_hashes, opts.tier)
     with side.recording():
         side.check_offers(measures)
-        environment = opts.probe.fingerprint(tuple(sorted({c for m in measures for c in m.cpus})))
-        side.environment = environment
+        cpus = tuple(sorted({c for m in measures for c in m.cpus}))
+        environment = opts.probe.fingerprint(cpus)
+        side.start_measuring(environment, cpus)
         plan = plan_rounds(measures, random.Random(opts.seed))
         for i, planned in enumerate(plan, start=1):
             opts.events(ProcessStarted(i, len(plan), planned.benchmark.name,
@@ -272,9 +287,10 @@ def run_interleaved(suite: SuiteConfig, repo: Repository, builder: Builder, base
             stack.enter_context(side.recording())
         for side in sides:
             side.check_offers(measures)
-        environment = opts.probe.fingerprint(tuple(sorted({c for m in measures for c in m.cpus})))
+        cpus = tuple(sorted({c for m in measures for c in m.cpus}))
+        environment = opts.probe.fingerprint(cpus)
         for side in sides:
-            side.environment = environment
+            side.start_measuring(environment, cpus)
         active = list(measures)
         for i in range(max_pairs):
             rng.shuffle(active)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 
@@ -45,7 +46,8 @@ from perfd.store.tables import NAMING_CONVENTION, BigId, UtcDateTime, schema_met
 #   2 - alerts and alert_events (alert lifecycle with who/when/why); series index on statistics.
 #   3 - process_summaries (median and sample count per process x metric), backfilled.
 #   4 - budget_results (each run's budgets: value, limit, verdict, confidence, why).
-SCHEMA_VERSION = 4
+#   5 - benchmark_runs.steal_fraction (hypervisor steal on the benchmark CPUs during the run).
+SCHEMA_VERSION = 5
 
 VERSION_KEY = "schema_version"
 
@@ -309,11 +311,18 @@ def _v4(conn: Connection) -> None:
     md.create_all(conn, tables=[results])
 
 
+def _v5(conn: Connection) -> None:
+    # A nullable column: every earlier run simply has no steal figure.
+    double = Double().compile(dialect=conn.dialect)  # DOUBLE on SQLite, DOUBLE PRECISION on PG
+    conn.execute(text(f"ALTER TABLE benchmark_runs ADD COLUMN steal_fraction {double}"))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "create environments, benchmark_runs, processes, measurements, statistics", _v1),
     (2, "create alerts and alert_events; index statistics by series", _v2),
     (3, "create process_summaries and fill it from measurements", _v3),
     (4, "create budget_results", _v4),
+    (5, "add benchmark_runs.steal_fraction", _v5),
 ]
 
 

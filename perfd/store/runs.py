@@ -142,6 +142,7 @@ def complete_run(
             finished_at=result.finished_at,
             environment_id=environment_id,
             load_avg_1m=result.environment.load_avg_1m,
+            steal_fraction=result.steal_fraction,
             harness_version=result.harness.harness_version,
             harness_context=_harness_json(result.harness),
             output_dir=output_dir,
@@ -283,6 +284,7 @@ def read_run(conn: Connection, run_id: int) -> RunDetail:
             runs.c.harness_version,
             runs.c.harness_context,
             runs.c.output_dir,
+            runs.c.steal_fraction,
             envs.c.data.label("environment"),
         )
         .outerjoin(envs, envs.c.id == runs.c.environment_id)
@@ -312,6 +314,7 @@ def read_run(conn: Connection, run_id: int) -> RunDetail:
         processes=processes,
         statistics=tuple(read_statistics(conn, run_id)),
         output_dir=row["output_dir"],
+        steal_fraction=row["steal_fraction"],
     )
 
 

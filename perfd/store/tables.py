@@ -116,6 +116,8 @@ benchmark_runs = Table(
     Column("harness_version", String(64), nullable=True),
     Column("harness_context", Text, nullable=True),  # JSON of the HarnessContext
     Column("output_dir", Text, nullable=True),
+    # hypervisor steal on the benchmark CPUs while measuring (schema 5: last, as ALTER adds it)
+    Column("steal_fraction", Double, nullable=True),
     Index(None, "suite", "machine_id", "commit_sha"),
     Index(None, "status"),
 )

@@ -395,5 +395,5 @@ def test_a_larger_shift_is_never_less_likely_to_alert(paired):
             alerts += compare(b, c, direction=LOWER, threshold_pct=5.0, n_boot=300,
                               consecutive_worse_runs=1, rng=np.random.default_rng(trial)).alert_worthy
         rates.append(alerts)
-    assert all(later >= earlier - 4 for earlier, later in zip(rates, rates[1:])), rates
+    assert all(later >= earlier - 4 for earlier, later in zip(rates, rates[1:], strict=False)), rates
     assert rates[0] <= 3 and rates[-1] >= 57, rates

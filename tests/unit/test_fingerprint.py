@@ -49,3 +49,20 @@ def test_load_average_does_not_change_the_fingerprint_but_governor_does(tmp_path
     assert probe(tmp_path).fingerprint().fingerprint_hash == first.fingerprint_hash
     write(tmp_path, "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "powersave\n")
     assert probe(tmp_path).fingerprint().fingerprint_hash != first.fingerprint_hash
+
+
+STAT = """cpu  100 0 50 1000 5 0 2 40 0 0
+cpu0 60 0 30 500 3 0 1 10 0 0
+cpu1 40 0 20 500 2 0 1 30 0 0
+intr 12345
+"""
+
+
+def test_cpu_times_sum_steal_and_total_ticks_of_the_pinned_cpus(tmp_path):
+    write(tmp_path, "proc/stat", STAT)
+    p = probe(tmp_path)
+    assert p.cpu_times((1,)) == (30, 40 + 20 + 500 + 2 + 1 + 30)
+    assert p.cpu_times((0, 1)) == (40, 1197)
+    assert p.cpu_times() == (40, 100 + 50 + 1000 + 5 + 2 + 40)
+    assert p.cpu_times((7,)) is None  # a CPU /proc/stat does not list
+    assert probe(tmp_path / "nothing").cpu_times() is None
