@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tier", choices=["manual", "commit", "nightly", "weekly"], default="manual",
                    help="record the run as this tier and measure with the tier's sizes from the "
                         "suite's `tiers:` (manual: the suite's own sizes)")
+    p.add_argument("--solo", action="store_true",
+                   help="measure the commit alone even when the suite has a reference")
+    p.add_argument("--branch", help="whose reference to pair with (default: the suite's first "
+                                    "tracked branch)")
     p.add_argument("--retries", type=int, default=2, metavar="N",
                    help="measure again up to N times while the run comes out CONTENDED (2); "
                         "still contended after that: exit 5")
@@ -192,6 +196,26 @@ def build_parser() -> argparse.ArgumentParser:
     rs = runs_sub.add_parser("show", help="one run: environment, statistics, error")
     rs.add_argument("run_id", type=int)
     rs.add_argument("--json", action="store_true")
+
+    rf = sub.add_parser("reference", help="the build history runs are measured against, in "
+                                          "lock-step pairs")
+    rf_sub = rf.add_subparsers(dest="reference_command", metavar="ACTION", parser_class=_Parser)
+    rf_sub.required = True
+    rset = rf_sub.add_parser("set", help="pair the suite's runs with this commit from now on "
+                                         "(recorded with who and why)")
+    rset.add_argument("--suite", required=True)
+    rset.add_argument("--commit", required=True, metavar="REV", help="tag, commit or branch")
+    rset.add_argument("--reason", required=True, help="why this reference (e.g. release 1.4)")
+    rset.add_argument("--branch", help="the tracked branch it is for (default: the suite's first)")
+    rset.add_argument("--by", help="who (default: $USER)")
+    rset.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
+    rshow = rf_sub.add_parser("show", help="the suite's current reference")
+    rshow.add_argument("--suite", required=True)
+    rshow.add_argument("--branch")
+    rshow.add_argument("--json", action="store_true")
+    rlist = rf_sub.add_parser("list", help="every reference ever set, newest first")
+    rlist.add_argument("--suite")
+    rlist.add_argument("--json", action="store_true")
 
     bu = sub.add_parser("budgets", help="hold runs to budgets.yaml")
     bu_sub = bu.add_subparsers(dest="budgets_command", metavar="ACTION", parser_class=_Parser)

@@ -59,17 +59,22 @@ def _write_report(args: argparse.Namespace, text: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from perfd.flows.run import RunRequest, run
     from perfd.report.budgets import budget_dicts, budgets_table
+    from perfd.report.references import ratio_dicts, ratios_table, reference_dict
     from perfd.report.runs import outcome_dict, outcome_text
 
     report = run(services(args), RunRequest(
         suite=args.suite, commit=args.commit, output_dir=args.output, repository=args.repo,
         seed=args.seed, tier=RunTier(args.tier), retries=args.retries,
-        retry_delay_s=args.retry_delay))
+        retry_delay_s=args.retry_delay, solo=args.solo, branch=args.branch))
     outcome, budgets = report.outcome, report.budgets.results if report.budgets else ()
     if args.json:
-        print(json.dumps({**outcome_dict(outcome), "budgets": budget_dicts(budgets)}, indent=2))
+        print(json.dumps({**outcome_dict(outcome), "budgets": budget_dicts(budgets),
+                          "reference": reference_dict(report.reference) if report.reference
+                          else None, "ratios": ratio_dicts(report.ratios)}, indent=2))
     else:
         print(outcome_text(outcome))
+        if report.reference is not None:
+            print("\n" + ratios_table(report.reference, report.ratios))
         if budgets:
             print("\n" + budgets_table(budgets))
     # A broken budget is shown, not an error: `perfd budgets check` is the gate (exit 1).
@@ -186,6 +191,31 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    from perfd.flows import references as flow
+    from perfd.report.references import reference_dict, reference_line, references_table
+
+    svc = services(args)
+    if args.reference_command == "set":
+        ref = flow.set_reference(svc, flow.SetReference(
+            suite=args.suite, rev=args.commit, branch=args.branch, repository=args.repo,
+            set_by=args.by or os.environ.get("USER") or "cli", reason=args.reason))
+        print(reference_line(ref))
+        return EXIT_OK
+    if args.reference_command == "show":
+        current = flow.current_reference(svc, args.suite, args.branch)
+        if args.json:
+            print(json.dumps(reference_dict(current) if current else None, indent=2))
+        else:
+            print(reference_line(current) if current else f"suite {args.suite} has no reference: its "
+                  "runs are measured alone (perfd reference set --suite S --commit REV --reason WHY)")
+        return EXIT_OK
+    refs = flow.list_references(svc, args.suite)
+    print(json.dumps([reference_dict(r) for r in refs], indent=2) if args.json
+          else references_table(refs))
+    return EXIT_OK
+
+
 def cmd_budgets(args: argparse.Namespace) -> int:
     from perfd.flows.budgets import CheckRequest, check_budgets
     from perfd.report.budgets import budget_dicts, budgets_table
@@ -247,7 +277,7 @@ def cmd_harness(args: argparse.Namespace) -> int:
 COMMANDS = {
     "analyze": cmd_analyze,
     "run": cmd_run, "compare": cmd_compare, "alert": cmd_alert, "evidence": cmd_evidence,
-    "runs": cmd_runs, "budgets": cmd_budgets,
+    "runs": cmd_runs, "budgets": cmd_budgets, "reference": cmd_reference,
     "check-config": cmd_check_config, "schema": cmd_schema, "db": cmd_db, "harness": cmd_harness,
 }
 

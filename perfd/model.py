@@ -38,16 +38,18 @@ class RunStatus(StrEnum):
 
 class RunTier(StrEnum):
     """Why a run was made. History (change points, alerts, analyze) is made of every tier but
-    COMPARE, whose runs are the two sides of a `perfd compare` and stay out of the series."""
+    COMPARE (the two sides of a `perfd compare`) and REFERENCE (the reference build's side of
+    a paired history run), which stay out of the series."""
 
     MANUAL = "manual"
     COMPARE = "compare"
+    REFERENCE = "reference"  # the reference build's side of a reference-paired history run
     COMMIT = "commit"
     NIGHTLY = "nightly"
     WEEKLY = "weekly"
 
 
-NOT_HISTORY_TIERS: tuple[str, ...] = (RunTier.COMPARE.value,)
+NOT_HISTORY_TIERS: tuple[str, ...] = (RunTier.COMPARE.value, RunTier.REFERENCE.value)
 
 
 class Status(StrEnum):

@@ -239,3 +239,56 @@ class BudgetRecord:
     @property
     def failed(self) -> bool:
         return self.status == "FAIL"
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRecord:
+    """One setting of a suite's reference build on a branch: what was typed (``rev``), the
+    commit it resolved to, who set it, when and why. The newest row is the current one."""
+
+    id: int
+    suite: str
+    branch: str
+    rev: str  # as the user typed it, e.g. "v1.2"
+    commit_sha: str
+    set_at: datetime
+    set_by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RatioRecord:
+    """A run's current/reference ratio of one benchmark x metric, from interleaved pairs:
+    ``ratio`` is the median of ``pair_ratios`` (one per pair, in pair order) and
+    ``ci_low``/``ci_high`` its confidence interval. ``reference_run_id`` is the run of the
+    reference build's side (None once that run is deleted)."""
+
+    run_id: int
+    reference_run_id: int | None
+    reference_id: int
+    benchmark: str
+    metric: str
+    ratio: float
+    ci_low: float
+    ci_high: float
+    n_pairs: int
+    pair_ratios: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pair_ratios", tuple(float(r) for r in self.pair_ratios))
+        for name in ("ratio", "ci_low", "ci_high"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"RatioRecord.{name}: must be finite and > 0, got {value!r}")
+        if self.ci_low > self.ci_high:
+            raise ValueError(
+                f"RatioRecord.ci_low: must be <= ci_high, got {self.ci_low!r} > {self.ci_high!r}"
+            )
+        bad = [r for r in self.pair_ratios if not (math.isfinite(r) and r > 0)]
+        if bad:
+            raise ValueError(f"RatioRecord.pair_ratios: must be finite and > 0, got {bad[0]!r}")
+        if self.n_pairs < 1 or self.n_pairs != len(self.pair_ratios):
+            raise ValueError(
+                f"RatioRecord.n_pairs: must be >= 1 and equal len(pair_ratios) "
+                f"({len(self.pair_ratios)}), got {self.n_pairs}"
+            )

@@ -16,6 +16,10 @@ echo
 perfd db upgrade >/dev/null  # a .perfd/ from an older perfd keeps working
 echo "== perfd check-config suites budgets.yaml"
 perfd check-config suites budgets.yaml
+echo
+echo "== perfd reference set --suite example --commit ${base:0:12} --reason ..."
+echo "   (history runs take turns with this build in lock-step pairs; their ratios are the history)"
+perfd reference set --suite example --commit "$base" --reason "demo: the release before the slowdown" --by demo
 for sha in "$base" "$slow"; do
   echo
   echo "== perfd run --suite example --commit ${sha:0:12} --output perfd-out/${sha:0:12}"

@@ -57,7 +57,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
-from perfd.model import Confidence, Direction, Status
+from perfd.model import Confidence, Direction, ProcessResult, Status
 
 MANN_WHITNEY = "mann-whitney-u"
 WILCOXON = "wilcoxon-signed-rank"
@@ -248,6 +248,19 @@ def lockstep_pair_values(
         b_out.append(b_median)
         c_out.append(c_value)
     return b_out, c_out
+
+
+def process_pair_values(base: Sequence[ProcessResult], cur: Sequence[ProcessResult],
+                 metric: str) -> tuple[list[float], list[float]]:
+    """One value per side per lock-step pair of processes (the pair index is the processes'
+    repetition), from their samples of ``metric``; empty when it was not measured."""
+    sides = []
+    for processes in (base, cur):
+        ordered = sorted(processes, key=lambda p: p.repetition)
+        sides.append([v for p in ordered if (v := p.samples.metric_values(metric)) is not None])
+    if not sides[0] or len(sides[0]) != len(sides[1]):
+        return [], []  # metric not measured on this machine (e.g. counters without a PMU)
+    return lockstep_pair_values(sides[0], sides[1])
 
 
 def smallest_attainable_p(n_baseline: int, n_current: int, *, paired: bool) -> float:

@@ -32,6 +32,7 @@ from perfd.flows.compare import CompareRequest, compare
 from perfd.flows.evidence import AlertEvidenceRequest, EvidenceBundle, alert_evidence
 from perfd.flows.history import metric_info, trailing_worse_runs
 from perfd.model import NOT_HISTORY_TIERS, AlertAction, Confidence, Status
+from perfd.records import ReferenceRecord
 from perfd.store import Alert, AlertDraft, AlertEvent, ResultStore, SeriesKey, SeriesPoint
 from perfd.store.reader import Reader
 
@@ -277,6 +278,7 @@ def _judge(reader: Reader, suites: Mapping[str, SuiteConfig], machine_id: str,
     by_suite: dict[str, list[_Candidate]] = {}
     rng = np.random.default_rng(policy.seed)
     active_alerts = reader.active_alerts(suite=suite_filter, machine_id=machine_id)
+    references = {r.id: r for r in reader.list_references(suite_filter)}
     for key in reader.series_keys(suite=suite_filter, machine_id=machine_id):
         points = reader.series_points(key, exclude_tiers=NOT_HISTORY_TIERS)
         if len(points) < 2:
@@ -295,21 +297,46 @@ def _judge(reader: Reader, suites: Mapping[str, SuiteConfig], machine_id: str,
         _, direction, threshold = metric_info(suite, key)
         threshold = policy.threshold_pct or threshold
         baseline_id = baseline.run_id
-        streak = trailing_worse_runs(points, lambda p: p.run_id == baseline_id,  # noqa: B023
-                                     baseline.median, direction, threshold)
-        values = reader.process_values_for_runs([baseline.run_id, latest.run_id],
-                                                key.benchmark, key.metric)
+        ratio_points, before, after, label = _ratio_series(reader, key, points, baseline,
+                                                           latest, references)
+        judged = ratio_points if ratio_points is not None else points
+        judged_baseline = next(p for p in judged if p.run_id == baseline_id)
+        streak = trailing_worse_runs(judged, lambda p: p.run_id == baseline_id,  # noqa: B023
+                                     judged_baseline.median, direction, threshold)
+        if before is None or after is None:  # measured alone: the runs' process values
+            values = reader.process_values_for_runs([baseline.run_id, latest.run_id],
+                                                    key.benchmark, key.metric)
+            before, after = values.get(baseline.run_id, []), values.get(latest.run_id, [])
         comparison = compare_independent(
-            values.get(baseline.run_id, []), values.get(latest.run_id, []),
-            direction=direction, threshold_pct=threshold, alpha=policy.alpha,
+            before, after, direction=direction, threshold_pct=threshold, alpha=policy.alpha,
             consecutive_worse_runs=streak,
             env_changed=baseline.environment_hash != latest.environment_hash, rng=rng,
         )
+        if label:
+            comparison = replace(comparison, reason=f"{label}: {comparison.reason}")
         # The first bad run is the first of the trailing streak (or the latest when streak is 0/1).
-        first_bad = points[-streak].commit_sha if streak > 1 else latest.commit_sha
+        first_bad = judged[-streak].commit_sha if streak > 1 else latest.commit_sha
         by_suite.setdefault(key.suite, []).append(
             _Candidate(key, baseline, latest, streak, threshold, comparison, first_bad))
     return decisions, by_suite, active_alerts
+
+
+def _ratio_series(reader: Reader, key: SeriesKey, points: list[SeriesPoint],
+                  baseline: SeriesPoint, latest: SeriesPoint,
+                  references: Mapping[int, ReferenceRecord],
+                  ) -> tuple[list[SeriesPoint] | None, list[float] | None, list[float] | None, str]:
+    """When the baseline and the latest run were both paired with one reference: the series
+    as ratios to it (runs against it only), the two runs' pair ratios and a label; else
+    (None, None, None, "") and the absolute values decide."""
+    ratios = reader.ratios_for_runs([p.run_id for p in points], key.benchmark, key.metric)
+    first, last = ratios.get(baseline.run_id), ratios.get(latest.run_id)
+    if first is None or last is None or first.reference_id != last.reference_id:
+        return None, None, None, ""
+    same = [replace(p, median=ratios[p.run_id].ratio) for p in points
+            if p.run_id in ratios and ratios[p.run_id].reference_id == last.reference_id]
+    ref = references.get(last.reference_id)
+    label = f"against the reference {ref.rev if ref else last.reference_id}"
+    return same, list(first.pair_ratios), list(last.pair_ratios), label
 
 
 def _serious(c: _Candidate, policy: AlertPolicy) -> bool:

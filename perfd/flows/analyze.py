@@ -203,7 +203,8 @@ def analyze_range(store: Reader, suite: SuiteConfig, repo: Repository, opts: Ana
             runs_at[p.commit_sha].add(p.run_id)
         unit, direction, threshold = metric_info(suite, key)
         threshold = opts.threshold_pct or threshold
-        pending.append(_analyze_series(store, key, points, unit, direction, threshold, info,
+        values, points, unit = _series_values(store, key, points, unit)
+        pending.append(_analyze_series(values, key, points, unit, direction, threshold, info,
                                        position, opts, rng))
 
     adjusted = iter(apply_fdr([p.comparison for p in pending if p.comparison is not None],
@@ -235,7 +236,29 @@ def analyze_range(store: Reader, suite: SuiteConfig, repo: Repository, opts: Ana
     )
 
 
-def _analyze_series(store: Reader, key: SeriesKey, points: list[SeriesPoint], unit: str,
+# run ids -> each run's values to test (process medians, or pair ratios to the reference)
+_Values = Callable[[Sequence[int]], dict[int, list[float]]]
+RATIO_UNIT = "x ref"  # a ratio series: each run's value over the reference's, same pairs
+
+
+def _series_values(store: Reader, key: SeriesKey, points: list[SeriesPoint],
+                   unit: str) -> tuple[_Values, list[SeriesPoint], str]:
+    """The ratio series when every run of the range was paired with one reference (host
+    drift cancels from it), else the runs' own process values."""
+    ratios = store.ratios_for_runs([p.run_id for p in points], key.benchmark, key.metric)
+    if points and len(ratios) == len(points) and len({r.reference_id for r in ratios.values()}) == 1:
+        def pair_ratios(run_ids: Sequence[int]) -> dict[int, list[float]]:
+            return {i: list(ratios[i].pair_ratios) for i in run_ids if i in ratios}
+
+        return pair_ratios, [replace(p, median=ratios[p.run_id].ratio) for p in points], RATIO_UNIT
+
+    def process_values(run_ids: Sequence[int]) -> dict[int, list[float]]:
+        return store.process_values_for_runs(list(run_ids), key.benchmark, key.metric)
+
+    return process_values, points, unit
+
+
+def _analyze_series(values_of: _Values, key: SeriesKey, points: list[SeriesPoint], unit: str,
                     direction: Direction, threshold: float, info: _CommitLookup,
                     position: dict[str, int], opts: AnalyzeRequest,
                     rng: np.random.Generator) -> _Pending:
@@ -246,8 +269,8 @@ def _analyze_series(store: Reader, key: SeriesKey, points: list[SeriesPoint], un
         config_hash=key.config_hash, threshold_pct=threshold, n_runs=len(points),
         n_commits=len(measured), status=Status.INSUFFICIENT_DATA.value, reason="",
     )
-    steps = _change_points(store, points, key, unit, direction, threshold, info, position, opts,
-                           rng)
+    steps = _change_points(values_of, points, key, unit, direction, threshold, info, position,
+                           opts, rng)
     base = replace(base, change_points=steps,
                    change_points_searched=len(points) >= MIN_POINTS_FOR_CHANGE_POINTS)
     if len(measured) < 2:
@@ -266,8 +289,8 @@ def _analyze_series(store: Reader, key: SeriesKey, points: list[SeriesPoint], un
     base = replace(base, start=info(start.commit_sha), end=info(end.commit_sha),
                    start_run_id=start.run_id, end_run_id=end.run_id, start_median=start.median,
                    end_median=end.median, env_changed=env_changed)
-    before = store.process_values(start.run_id, key.benchmark, key.metric)
-    after = store.process_values(end.run_id, key.benchmark, key.metric)
+    values = values_of([start.run_id, end.run_id])
+    before, after = values.get(start.run_id, []), values.get(end.run_id, [])
     if not before or not after:
         missing = start.run_id if not before else end.run_id
         return _Pending(replace(base, reason=f"run {missing} stored no process values of "
@@ -286,7 +309,7 @@ def _analyze_series(store: Reader, key: SeriesKey, points: list[SeriesPoint], un
                     comparison)
 
 
-def _change_points(store: Reader, points: Sequence[SeriesPoint], key: SeriesKey, unit: str,
+def _change_points(values_of: _Values, points: Sequence[SeriesPoint], key: SeriesKey, unit: str,
                    direction: Direction, threshold: float, info: _CommitLookup,
                    position: dict[str, int], opts: AnalyzeRequest,
                    rng: np.random.Generator) -> tuple[ChangePointFinding, ...]:
@@ -298,7 +321,7 @@ def _change_points(store: Reader, points: Sequence[SeriesPoint], key: SeriesKey,
     found = detect_change_points([p.median for p in points],
                                  min_shift_pct=max(1.0, threshold / 5.0))
     bounds = [0, *(cp.index for cp in found), len(points)]
-    values = store.process_values_for_runs([p.run_id for p in points], key.benchmark, key.metric)
+    values = values_of([p.run_id for p in points])
     out = []
     for i, cp in enumerate(found):
         before, after = points[cp.index - 1], points[cp.index]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perfd.analysis.compare import Comparison, compare_independent, lockstep_pair_values
+from perfd.analysis.compare import Comparison, compare_independent, process_pair_values
 from perfd.analysis.fdr import apply_fdr, infrastructure_shift
 from perfd.analysis.results import (
     CommitInfo,
@@ -46,18 +46,6 @@ class CompareRequest:
     seed: int = 0
     evidence_dir: Path | None = None  # profile each regression into <dir>/compare-A-B/<benchmark>
     profiler: str = "auto"
-
-
-def _pair_values(base: Sequence[ProcessResult], cur: Sequence[ProcessResult],
-                 metric: str) -> tuple[list[float], list[float]]:
-    """One value per side per pair (the pair index is the processes' repetition)."""
-    sides = []
-    for processes in (base, cur):
-        ordered = sorted(processes, key=lambda p: p.repetition)
-        sides.append([v for p in ordered if (v := p.samples.metric_values(metric)) is not None])
-    if not sides[0] or len(sides[0]) != len(sides[1]):
-        return [], []  # metric not measured on this machine (e.g. counters without a PMU)
-    return lockstep_pair_values(sides[0], sides[1])
 
 
 def _chosen(suite: SuiteConfig, opts: CompareRequest) -> list[BenchmarkConfig]:
@@ -98,7 +86,7 @@ def _compare(services: Services, suite: SuiteConfig, repo: Repository, base_sha:
 
         def keep_going(bench: str, base: Sequence[ProcessResult], cur: Sequence[ProcessResult]) -> bool:
             primary = suite.settings_for(bench).metrics[0]
-            step = next_step(*_pair_values(base, cur, primary.name),
+            step = next_step(*process_pair_values(base, cur, primary.name),
                              direction=primary.direction, threshold_pct=threshold(bench),
                              alpha=opts.alpha, min_pairs=opts.min_pairs, max_pairs=opts.max_pairs,
                              rng=np.random.default_rng(opts.seed))
@@ -111,7 +99,7 @@ def _compare(services: Services, suite: SuiteConfig, repo: Repository, base_sha:
         base_run, cur_run = outcome.baseline.run_id, outcome.current.run_id
         for bench in _chosen(suite, opts):
             for metric in suite.settings_for(bench.name).metrics:
-                base, cur = _pair_values(
+                base, cur = process_pair_values(
                     [p for p in outcome.baseline.result.processes if p.benchmark == bench.name],
                     [p for p in outcome.current.result.processes if p.benchmark == bench.name],
                     metric.name)

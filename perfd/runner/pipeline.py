@@ -260,7 +260,8 @@ class PairedOutcome:
 def run_interleaved(suite: SuiteConfig, repo: Repository, builder: Builder, baseline_rev: str,
                     current_rev: str, store: ResultStore, opts: RunOptions, *,
                     keep_going: KeepGoing, min_pairs: int = 5, max_pairs: int = 20,
-                    only: Collection[str] | None = None) -> PairedOutcome:
+                    only: Collection[str] | None = None,
+                    tiers: tuple[str, str] = (RunTier.COMPARE, RunTier.COMPARE)) -> PairedOutcome:
     """Build both commits and run them in randomised pairs of processes on this machine.
 
     Pair i of a benchmark runs one baseline and one current process at the same time on the
@@ -268,8 +269,8 @@ def run_interleaved(suite: SuiteConfig, repo: Repository, builder: Builder, base
     sample j of both sides sees the same state of the machine: drift, and the slow phases of
     a shared or virtual CPU, cancel in the pair's sample ratios. After min_pairs, keep_going
     decides per benchmark whether more pairs are needed (up to max_pairs); ``only`` limits
-    the pairs to those benchmarks. Both sides are
-    stored as runs of tier "compare" whose processes carry the pair index as round_index.
+    the pairs to those benchmarks. Both sides are stored as runs (of ``tiers``, default
+    "compare" for both) whose processes carry the pair index as round_index.
     """
     if not 2 <= min_pairs <= max_pairs:
         raise ConfigError(f"pairs: need 2 <= min_pairs <= max_pairs, got {min_pairs}..{max_pairs}")
@@ -278,8 +279,8 @@ def run_interleaved(suite: SuiteConfig, repo: Repository, builder: Builder, base
     check_cpus(suite, measures, allowed_cpus())
     config_hashes = {m.name: benchmark_config_hash(suite, m.name, opts.tier) for m in measures}
     builds = [build_reporting(builder, suite, repo, sha, opts.events) for sha in shas]
-    sides = [_Side(suite, sha, built, store, opts, config_hashes, RunTier.COMPARE)
-             for sha, built in zip(shas, builds, strict=True)]
+    sides = [_Side(suite, sha, built, store, opts, config_hashes, tier)
+             for sha, built, tier in zip(shas, builds, tiers, strict=True)]
     rng = random.Random(opts.seed)
     pairs = dict.fromkeys((m.name for m in measures), 0)
     with ExitStack() as stack:

@@ -2,9 +2,10 @@
 
 Modules, one concern each: ``engine`` (URLs, SQLite settings, transactions, read
 snapshots, error mapping), ``tables`` and ``migrations`` (the schema and its versions),
-``runs``, ``series`` and ``alerts`` (SQL of their concern, functions of a Connection),
-``reader`` (reads through one snapshot) and ``store`` (the ResultStore facade). The values
-they return are defined in ``perfd.records`` and re-exported here.
+``runs``, ``series``, ``alerts``, ``budgets`` and ``references`` (SQL of their concern,
+functions of a Connection), ``reader`` (reads through one snapshot) and ``store`` (the
+ResultStore facade). The values they return are defined in ``perfd.records`` and
+re-exported here.
 """
 
 from perfd.records import (
@@ -18,6 +19,8 @@ from perfd.records import (
     AlertEvent,
     BudgetRecord,
     ProcessInfo,
+    RatioRecord,
+    ReferenceRecord,
     RunDetail,
     RunInfo,
     SeriesKey,
@@ -41,7 +44,9 @@ __all__ = [
     "AlertEvent",
     "BudgetRecord",
     "ProcessInfo",
+    "RatioRecord",
     "Reader",
+    "ReferenceRecord",
     "ResultStore",
     "RunDetail",
     "RunInfo",

@@ -47,7 +47,8 @@ from perfd.store.tables import NAMING_CONVENTION, BigId, UtcDateTime, schema_met
 #   3 - process_summaries (median and sample count per process x metric), backfilled.
 #   4 - budget_results (each run's budgets: value, limit, verdict, confidence, why).
 #   5 - benchmark_runs.steal_fraction (hypervisor steal on the benchmark CPUs during the run).
-SCHEMA_VERSION = 5
+#   6 - suite_references (reference build per suite x branch, who/why) and run_ratios.
+SCHEMA_VERSION = 6
 
 VERSION_KEY = "schema_version"
 
@@ -317,12 +318,51 @@ def _v5(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE benchmark_runs ADD COLUMN steal_fraction {double}"))
 
 
+def _v6(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+    Table("benchmark_runs", md, Column("id", Integer, primary_key=True))
+    references = Table(
+        "suite_references",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("suite", String(200), nullable=False),
+        Column("branch", String(200), nullable=False),
+        Column("rev", String(200), nullable=False),
+        Column("commit_sha", String(40), nullable=False),
+        Column("set_at", UtcDateTime, nullable=False),
+        Column("set_by", String(200), nullable=False),
+        Column("reason", Text, nullable=False),
+        Index(None, "suite", "branch"),
+    )
+    ratios = Table(
+        "run_ratios",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="CASCADE"),
+               nullable=False),
+        Column("reference_run_id", Integer,
+               ForeignKey("benchmark_runs.id", ondelete="SET NULL"), nullable=True),
+        Column("reference_id", Integer, ForeignKey("suite_references.id"), nullable=False),
+        Column("benchmark", String(200), nullable=False),
+        Column("metric", String(64), nullable=False),
+        Column("ratio", Double, nullable=False),
+        Column("ci_low", Double, nullable=False),
+        Column("ci_high", Double, nullable=False),
+        Column("n_pairs", Integer, nullable=False),
+        Column("pair_ratios", Text, nullable=False),
+        UniqueConstraint("run_id", "benchmark", "metric"),
+        Index(None, "run_id"),
+    )
+    md.create_all(conn, tables=[references, ratios])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "create environments, benchmark_runs, processes, measurements, statistics", _v1),
     (2, "create alerts and alert_events; index statistics by series", _v2),
     (3, "create process_summaries and fill it from measurements", _v3),
     (4, "create budget_results", _v4),
     (5, "add benchmark_runs.steal_fraction", _v5),
+    (6, "create suite_references and run_ratios", _v6),
 ]
 
 

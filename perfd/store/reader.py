@@ -16,9 +16,9 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 
 from perfd.model import Summary
-from perfd.records import BudgetRecord
+from perfd.records import BudgetRecord, RatioRecord, ReferenceRecord
 from perfd.store import alerts as a
-from perfd.store import budgets, runs
+from perfd.store import budgets, references, runs
 from perfd.store.alerts import Alert, AlertEvent
 from perfd.store.engine import DatabaseErrors, read_snapshot
 from perfd.store.runs import RunDetail, RunInfo
@@ -112,6 +112,28 @@ class Reader:
         StorageError."""
         with self._query(f"reading the budget results of run {run_id}") as conn:
             return budgets.query_budget_results(conn, run_id)
+
+    # -- reference builds and ratios
+
+    def current_reference(self, suite: str, branch: str) -> ReferenceRecord | None:
+        """The reference build of suite x branch (its newest setting), None if never set.
+        Raises StorageError."""
+        with self._query(f"reading the reference of {suite} on {branch}") as conn:
+            return references.current_reference(conn, suite, branch)
+
+    def list_references(self, suite: str | None = None) -> list[ReferenceRecord]:
+        """Every reference setting (of one suite, or all) with who/when/why, newest first.
+        Raises StorageError."""
+        with self._query("listing references") as conn:
+            return references.list_references(conn, suite)
+
+    def ratios_for_runs(
+        self, run_ids: Sequence[int], benchmark: str, metric: str
+    ) -> dict[int, RatioRecord]:
+        """Current/reference ratios of one benchmark x metric for several runs in one query:
+        run id -> ratio, only runs that have one. Raises StorageError."""
+        with self._query(f"reading ratios of {benchmark}/{metric}") as conn:
+            return references.query_ratios(conn, run_ids, benchmark, metric)
 
     # -- history of series
 

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine
 
 from perfd.model import EnvFingerprint, ProcessResult, RunResult, RunStart, Summary
-from perfd.records import BudgetRecord
+from perfd.records import BudgetRecord, RatioRecord, ReferenceRecord
 from perfd.store import alerts as a
-from perfd.store import budgets, runs
+from perfd.store import budgets, references, runs
 from perfd.store.alerts import Alert, AlertDraft, AlertEvent
 from perfd.store.engine import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -236,6 +236,38 @@ class ResultStore:
         NotFoundError, StorageError."""
         with self.reading() as r:
             return r.environment_hash(run_id)
+
+    # -- reference builds and ratios
+
+    def set_reference(
+        self, suite: str, branch: str, rev: str, commit_sha: str, *, set_by: str, reason: str
+    ) -> ReferenceRecord:
+        """Make ``commit_sha`` (typed as ``rev``) the reference build of suite x branch,
+        keeping earlier settings as history; returns the stored setting. Raises ValueError
+        for a malformed sha, UsageError for a blank set_by or reason, StorageError."""
+        with self._write(f"setting the reference of {suite} on {branch}") as conn:
+            reference_id = references.insert_reference(
+                conn, suite, branch, rev, commit_sha, set_by, reason, self._clock()
+            )
+            return references.read_reference(conn, reference_id)
+
+    def current_reference(self, suite: str, branch: str) -> ReferenceRecord | None:
+        """The reference build of suite x branch (its newest setting), None if never set.
+        Raises StorageError."""
+        with self.reading() as r:
+            return r.current_reference(suite, branch)
+
+    def list_references(self, suite: str | None = None) -> list[ReferenceRecord]:
+        """Every reference setting (of one suite, or all) with who/when/why, newest first.
+        Raises StorageError."""
+        with self.reading() as r:
+            return r.list_references(suite)
+
+    def save_ratios(self, records: Sequence[RatioRecord]) -> None:
+        """Store current/reference ratios in one transaction. Raises NotFoundError for an
+        unknown run or reference, ConflictError for a ratio already stored, StorageError."""
+        with self._write("storing ratios") as conn:
+            references.insert_ratios(conn, records)
 
     # -- history of series
 

@@ -316,3 +316,41 @@ alert_events = Table(
     Column("reason", Text, nullable=False),
     Index(None, "alert_id"),
 )
+
+# Every setting of a suite's reference build on a branch, with who/when/why; the current
+# reference of (suite, branch) is its newest row, so the history is never overwritten.
+suite_references = Table(
+    "suite_references",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("suite", String(NAME_LEN), nullable=False),
+    Column("branch", String(NAME_LEN), nullable=False),
+    Column("rev", String(NAME_LEN), nullable=False),  # as typed, e.g. "v1.2"
+    Column("commit_sha", String(40), nullable=False),  # what rev resolved to
+    Column("set_at", UtcDateTime, nullable=False),
+    Column("set_by", String(NAME_LEN), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index(None, "suite", "branch"),
+)
+
+# One row per run x benchmark x metric measured against a reference build: the median of
+# the interleaved pairs' current/reference ratios, its confidence interval and every pair's
+# ratio (JSON list, in pair order).
+run_ratios = Table(
+    "run_ratios",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("reference_run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+           nullable=True),
+    Column("reference_id", Integer, ForeignKey("suite_references.id"), nullable=False),
+    Column("benchmark", String(NAME_LEN), nullable=False),
+    Column("metric", String(METRIC_LEN), nullable=False),
+    Column("ratio", Double, nullable=False),  # current / reference
+    Column("ci_low", Double, nullable=False),
+    Column("ci_high", Double, nullable=False),
+    Column("n_pairs", Integer, nullable=False),
+    Column("pair_ratios", Text, nullable=False),
+    UniqueConstraint("run_id", "benchmark", "metric"),
+    Index(None, "run_id"),
+)

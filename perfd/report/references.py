@@ -1,0 +1,46 @@
+"""References and a run's ratios to its reference, for the terminal and for JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from perfd.records import RatioRecord, ReferenceRecord
+from perfd.report.text import table
+
+
+def reference_line(r: ReferenceRecord) -> str:
+    return (f"reference of {r.suite} on {r.branch}: {r.rev} ({r.commit_sha[:12]}), set "
+            f"{r.set_at:%Y-%m-%d %H:%M} by {r.set_by}: {r.reason}")
+
+
+def references_table(refs: Sequence[ReferenceRecord]) -> str:
+    if not refs:
+        return "no references set (perfd reference set --suite S --commit REV --reason WHY)"
+    rows = [[str(r.id), r.suite, r.branch, r.rev, r.commit_sha[:12], f"{r.set_at:%Y-%m-%d %H:%M}",
+             r.set_by, r.reason] for r in refs]
+    return table(["id", "suite", "branch", "rev", "commit", "set (UTC)", "by", "why"], rows,
+                 right=[0])
+
+
+def reference_dict(r: ReferenceRecord) -> dict[str, Any]:
+    return {"id": r.id, "suite": r.suite, "branch": r.branch, "rev": r.rev,
+            "commit": r.commit_sha, "set_at": r.set_at.isoformat(), "set_by": r.set_by,
+            "reason": r.reason}
+
+
+def ratios_table(reference: ReferenceRecord, ratios: Sequence[RatioRecord]) -> str:
+    """Each benchmark x metric against the reference: ratio, its CI, pairs."""
+    head = (f"against the reference {reference.rev} ({reference.commit_sha[:12]}), in lock-step "
+            "pairs:")
+    rows = [[r.benchmark, r.metric, f"{(r.ratio - 1) * 100:+.2f}%",
+             f"[{(r.ci_low - 1) * 100:+.2f}%, {(r.ci_high - 1) * 100:+.2f}%]", str(r.n_pairs)]
+            for r in ratios]
+    return head + "\n" + table(["benchmark", "metric", "vs reference", "95% CI", "pairs"], rows,
+                               right=[2, 4])
+
+
+def ratio_dicts(ratios: Sequence[RatioRecord]) -> list[dict[str, Any]]:
+    return [{"benchmark": r.benchmark, "metric": r.metric, "ratio": r.ratio,
+             "ci": [r.ci_low, r.ci_high], "pairs": r.n_pairs, "reference_id": r.reference_id,
+             "reference_run_id": r.reference_run_id} for r in ratios]
