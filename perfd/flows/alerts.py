@@ -335,7 +335,8 @@ def _ratio_series(reader: Reader, key: SeriesKey, points: list[SeriesPoint],
     same = [replace(p, median=ratios[p.run_id].ratio) for p in points
             if p.run_id in ratios and ratios[p.run_id].reference_id == last.reference_id]
     ref = references.get(last.reference_id)
-    label = f"against the reference {ref.rev if ref else last.reference_id}"
+    name = (ref.rev if ref.rev != ref.commit_sha else ref.commit_sha[:12]) if ref else "?"
+    label = f"against the reference {name}"
     return same, list(first.pair_ratios), list(last.pair_ratios), label
 
 

@@ -25,7 +25,13 @@ from perfd.flows.budgets import BudgetCheck, evaluate_run_budgets
 from perfd.model import RunOutcome, RunTier
 from perfd.records import RatioRecord, ReferenceRecord
 from perfd.runner.git import Repository
-from perfd.runner.pipeline import RunOptions, measures_for, run_interleaved, run_suite
+from perfd.runner.pipeline import (
+    RunOptions,
+    measures_for,
+    run_interleaved,
+    run_suite,
+    with_benchmark_data,
+)
 from perfd.runner.procs import pid_alive
 
 
@@ -78,6 +84,8 @@ def _paired(services: Services, suite: SuiteConfig, repo: Repository, reference:
     services.store.save_ratios(ratios)
     # Both sides took turns on one CPU, so a neighbour disturbs both; the measured side's
     # contention verdict is the run's.
+    if options.output_dir is not None:
+        cur = with_benchmark_data(cur, suite, options)
     return Measured(cur, reference, tuple(ratios))
 
 

@@ -9,8 +9,13 @@ from perfd.records import RatioRecord, ReferenceRecord
 from perfd.report.text import table
 
 
+def rev_text(r: ReferenceRecord) -> str:
+    """The rev as typed, with the commit when it was a name (a tag, a branch)."""
+    return r.commit_sha[:12] if r.rev == r.commit_sha else f"{r.rev} ({r.commit_sha[:12]})"
+
+
 def reference_line(r: ReferenceRecord) -> str:
-    return (f"reference of {r.suite} on {r.branch}: {r.rev} ({r.commit_sha[:12]}), set "
+    return (f"reference of {r.suite} on {r.branch}: {rev_text(r)}, set "
             f"{r.set_at:%Y-%m-%d %H:%M} by {r.set_by}: {r.reason}")
 
 
@@ -31,8 +36,7 @@ def reference_dict(r: ReferenceRecord) -> dict[str, Any]:
 
 def ratios_table(reference: ReferenceRecord, ratios: Sequence[RatioRecord]) -> str:
     """Each benchmark x metric against the reference: ratio, its CI, pairs."""
-    head = (f"against the reference {reference.rev} ({reference.commit_sha[:12]}), in lock-step "
-            "pairs:")
+    head = f"against the reference {rev_text(reference)}, in lock-step pairs:"
     rows = [[r.benchmark, r.metric, f"{(r.ratio - 1) * 100:+.2f}%",
              f"[{(r.ci_low - 1) * 100:+.2f}%, {(r.ci_high - 1) * 100:+.2f}%]", str(r.n_pairs)]
             for r in ratios]

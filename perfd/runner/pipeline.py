@@ -239,10 +239,16 @@ def run_suite(suite: SuiteConfig, repo: Repository, builder: Builder, rev: str,
             side.run(planned)
         outcome = side.complete(environment)
     if opts.output_dir is not None:
-        path = write_benchmark_data(opts.output_dir, outcome.run_id, suite, sha, opts, built,
-                                    outcome.result)
-        outcome = replace(outcome, data_path=str(path))
+        outcome = with_benchmark_data(outcome, suite, opts)
     return outcome
+
+
+def with_benchmark_data(outcome: RunOutcome, suite: SuiteConfig, opts: RunOptions) -> RunOutcome:
+    """Write the run's benchmark_data.json into opts.output_dir; the outcome says where."""
+    assert opts.output_dir is not None
+    path = write_benchmark_data(opts.output_dir, outcome.run_id, suite, outcome.commit_sha, opts,
+                                outcome.build_hash, outcome.result)
+    return replace(outcome, data_path=str(path))
 
 
 # Decides, after each pair, whether a benchmark needs more pairs:
@@ -326,7 +332,7 @@ def check_cpus(suite: SuiteConfig, measures: list[Measure], allowed: set[int]) -
 
 
 def write_benchmark_data(out_dir: Path, run_id: int, suite: SuiteConfig, sha: str,
-                         opts: RunOptions, built: BuiltHarness, result: RunResult) -> Path:
+                         opts: RunOptions, build_hash: str, result: RunResult) -> Path:
     """Write benchmark_data.json atomically (temp file + rename); returns its path."""
     benches: list[dict[str, Any]] = []
     for bench in suite.benchmarks:
@@ -353,7 +359,7 @@ def write_benchmark_data(out_dir: Path, run_id: int, suite: SuiteConfig, sha: st
         "format": "perfd-benchmark-data",
         "version": BENCHMARK_DATA_VERSION,
         "run": {"id": run_id, "suite": suite.name, "commit": sha, "machine_id": opts.machine_id,
-                "build_hash": built.build_hash, "finished_at": result.finished_at.isoformat()},
+                "build_hash": build_hash, "finished_at": result.finished_at.isoformat()},
         "environment": result.environment.to_dict(),
         "environment_hash": result.environment.fingerprint_hash,
         "harness": dict(result.harness.raw),

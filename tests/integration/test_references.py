@@ -45,8 +45,10 @@ def test_a_paired_run_stores_both_sides_and_its_ratios(paired, cli, workspace, m
     tiers = sorted(r[0] for r in workspace.rows("SELECT tier FROM benchmark_runs"))
     assert tiers == ["manual", "reference"]  # the reference's side is stored, outside history
     assert workspace.count("run_ratios") == 3
-    code, out, _ = paired(1, 0.0)
+    code, out, _ = paired(1, 0.0, "--output", "out")
     assert "against the reference" in out and "vs reference" in out and "pairs" in out
+    written = json.loads((workspace.path / "out" / "benchmark_data.json").read_text())
+    assert written["run"]["commit"] == workspace.commits[1]
 
 
 def test_a_slower_host_opens_no_alert_on_the_ratio_series(paired, cli, workspace):
