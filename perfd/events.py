@@ -186,20 +186,6 @@ class Profiling(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class EvidenceWritten(Event):
-    """An evidence bundle is complete; ``subject`` says for what (an alert, a step)."""
-
-    subject: str
-    directory: str
-    diff_flamegraph: str
-
-    @property
-    def message(self) -> str:
-        return (f"{self.subject}: evidence in {self.directory} "
-                f"(differential flamegraph: {self.diff_flamegraph})")
-
-
-@dataclass(frozen=True, slots=True)
 class EvidenceFailed(Event):
     """Evidence for ``subject`` could not be collected; the flow goes on without it."""
 

@@ -247,8 +247,7 @@ def _open_confirmed(store: ResultStore, c: _Candidate, policy: AlertPolicy,
     confirmed = (ab.alert_worthy and ab.confidence is not None
                  and ab.confidence.rank >= policy.min_confidence.rank)
     if confirmed:
-        decision = _open(store, c, ab, f"confirmed by a {confirmation.note}")
-        return decision
+        return _open(store, c, ab, f"confirmed by a {confirmation.note}")
     decision = _open(store, c, c.comparison,
                      f"{REFUTED} {confirmation.note} (the stored runs said: {c.comparison.reason})")
     assert decision.alert_id is not None

@@ -19,7 +19,7 @@ from perfd.config import Budget, SuiteConfig
 from perfd.context import Services
 from perfd.errors import ConflictError
 from perfd.flows.history import metric_info
-from perfd.model import NOT_HISTORY_TIERS, Confidence, RunStatus, Summary
+from perfd.model import NOT_HISTORY_TIERS, Confidence, Direction, RunStatus, Summary
 from perfd.records import BudgetRecord, SeriesKey
 from perfd.store.reader import Reader
 
@@ -87,38 +87,61 @@ def evaluate_run_budgets(services: Services, run_id: int) -> BudgetCheck:
     return BudgetCheck(run_id, info.suite, info.commit_sha, tuple(results))
 
 
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """What every budget on one benchmark x metric of the run reads (looked up once)."""
+
+    current: RunValues
+    baseline: RunValues | None
+    baseline_id: int | None
+    direction: Direction
+
+
 def _judge(reader: Reader, run_id: int, statistics: tuple[Summary, ...],
            chosen: list[tuple[int, Budget]], suite: SuiteConfig | None, suite_name: str,
            machine_id: str) -> list[BudgetRecord]:
     by_key = {(s.benchmark, s.metric): s for s in statistics}
     keys = reader.series_keys(suite=suite_name, machine_id=machine_id) if chosen else []
+    baseline_stats: dict[int, dict[tuple[str, str], Summary]] = {}
+    inputs: dict[tuple[str, str], _Inputs] = {}
+
+    def inputs_of(benchmark: str, metric: str) -> _Inputs:
+        if (benchmark, metric) in inputs:
+            return inputs[(benchmark, metric)]
+        summary = by_key[(benchmark, metric)]
+        baseline_id = _baseline_run(reader, keys, benchmark, metric, run_id)
+        ids = [run_id] + ([baseline_id] if baseline_id is not None else [])
+        values = reader.process_values_for_runs(ids, benchmark, metric)
+        baseline = None
+        if baseline_id is not None:
+            if baseline_id not in baseline_stats:
+                baseline_stats[baseline_id] = {(s.benchmark, s.metric): s
+                                               for s in reader.statistics(baseline_id)}
+            bs = baseline_stats[baseline_id].get((benchmark, metric))
+            baseline = RunValues(tuple(values[baseline_id]), bs.p95 if bs else None,
+                                 bs.p99 if bs else None, bs.n_samples if bs else 0)
+        _, direction, _ = metric_info(suite, SeriesKey(suite_name, benchmark, metric,
+                                                       machine_id, "-"))
+        found = inputs[(benchmark, metric)] = _Inputs(
+            RunValues(tuple(values[run_id]), summary.p95, summary.p99, summary.n_samples),
+            baseline, baseline_id, direction)
+        return found
+
     rng = np.random.default_rng(0)
     results = []
     for index, budget in chosen:
-        for (benchmark, metric), summary in by_key.items():
+        for benchmark, metric in by_key:
             if metric != budget.metric or not fnmatch.fnmatchcase(benchmark, budget.benchmark):
                 continue
-            baseline_id = _baseline_run(reader, keys, benchmark, metric, run_id)
-            ids = [run_id] + ([baseline_id] if baseline_id is not None else [])
-            values = reader.process_values_for_runs(ids, benchmark, metric)
-            current = RunValues(tuple(values[run_id]), summary.p95, summary.p99,
-                                summary.n_samples)
-            baseline = None
-            if baseline_id is not None:
-                base_stats = {(s.benchmark, s.metric): s for s in reader.statistics(baseline_id)}
-                bs = base_stats.get((benchmark, metric))
-                baseline = RunValues(tuple(values[baseline_id]), bs.p95 if bs else None,
-                                     bs.p99 if bs else None, bs.n_samples if bs else 0)
-            _, direction, _ = metric_info(suite, SeriesKey(suite_name, benchmark, metric,
-                                                           machine_id, "-"))
-            verdict = evaluate_budget(spec_of(budget), current, baseline, direction=direction,
-                                      rng=rng)
+            got = inputs_of(benchmark, metric)
+            verdict = evaluate_budget(spec_of(budget), got.current, got.baseline,
+                                      direction=got.direction, rng=rng)
             results.append(BudgetRecord(
                 run_id=run_id, budget_index=index, suite=suite_name, benchmark=benchmark,
                 metric=metric, statistic=budget.statistic.value, limit_text=limit_text(budget),
                 action=budget.action.value, min_confidence=budget.confidence.value.upper(),
                 owner=budget.owner, status=verdict.status.value, value=verdict.value,
-                baseline_run_id=baseline_id if verdict.baseline_value is not None else None,
+                baseline_run_id=got.baseline_id if verdict.baseline_value is not None else None,
                 baseline_value=verdict.baseline_value, change_pct=verdict.change_pct,
                 confidence=verdict.confidence.value if verdict.confidence else None,
                 reason=verdict.reason))

@@ -28,10 +28,6 @@ class SetReference:
     repository: str | None = None
 
 
-def default_branch(services: Services, suite_name: str) -> str:
-    return services.suite(suite_name).branches[0]
-
-
 def set_reference(services: Services, request: SetReference) -> ReferenceRecord:
     """Resolve ``rev`` and record it as the suite's reference for the branch. Raises
     ConfigError, RepositoryError, UsageError (blank reason or actor), StorageError."""
