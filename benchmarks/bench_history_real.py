@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from perfd.config import load_config_set  # noqa: E402
 from perfd.context import Services  # noqa: E402
 from perfd.flows.alerts import AlertPolicy, EvaluateRequest, evaluate_alerts  # noqa: E402
+from perfd.flows.analyze import AnalyzeRequest, analyze  # noqa: E402
 from perfd.flows.references import SetReference, set_reference  # noqa: E402
 from perfd.flows.run import RunRequest, run  # noqa: E402
 from perfd.locks import holding_machine  # noqa: E402
@@ -130,6 +131,9 @@ class Mode:
     opened: list[tuple[int, str, str]] = field(default_factory=list)  # (commit, benchmark, metric)
     resolved: list[tuple[int, str, str]] = field(default_factory=list)
     values: dict[str, dict[int, float]] = field(default_factory=dict)  # benchmark -> commit -> value
+    # `perfd analyze` over the whole history: (commit of the step, benchmark, worse?) of the
+    # time steps beyond the threshold
+    steps: list[tuple[int, str, bool]] = field(default_factory=list)
 
 
 def measure_commit(mode: Mode, index: int, sha: str, solo: bool) -> None:
@@ -155,6 +159,23 @@ def measure_commit(mode: Mode, index: int, sha: str, solo: bool) -> None:
             mode.opened.append((index, d.series.benchmark, d.series.metric))
         elif d.action is AlertAction.RESOLVED:
             mode.resolved.append((index, d.series.benchmark, d.series.metric))
+
+
+def analyze_history(mode: Mode, shas: list[str]) -> None:
+    result = analyze(mode.services, AnalyzeRequest(suite="example", range=f"{shas[0]}..{shas[-1]}"))
+    index = {sha: i for i, sha in enumerate(shas)}
+    for series in result.report.series:
+        if series.metric != "time":
+            continue
+        mode.steps += [(index[cp.after.sha], cp.benchmark, cp.worse)
+                       for cp in series.change_points if cp.beyond_threshold]
+
+
+# the steps `analyze` should find (commit, benchmark, worse?), and one it may: request/handle
+# calls the parser, so it gets a real ~+0.6% at 20
+EXPECTED_STEPS = {(10, "compute/crc32", True), (15, "memory/chase", True),
+                  (16, "memory/chase", False), (20, "request/parse", True)}
+ALLOWED_STEPS = EXPECTED_STEPS | {(20, "request/handle", True)}
 
 
 def robust_cv(values: list[float]) -> float:
@@ -183,6 +204,8 @@ def verdicts(mode: Mode) -> dict[str, object]:
         "excursion opened at 15": (15, "memory/chase") in opened_time,
         "excursion resolved at 16": any(i == 16 and b == "memory/chase" for i, b, _ in mode.resolved),
         "false alerts": false,
+        "steps found": len(EXPECTED_STEPS & set(mode.steps)),
+        "false steps": sorted(set(mode.steps) - ALLOWED_STEPS),
     }
 
 
@@ -228,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                         hog.wait()
                 print(f"history {h + 1}/{args.histories} commit {i + 1}/{len(shas)}: paired "
                       f"{paired.seconds[-1]:.1f} s, solo {solo.seconds[-1]:.1f} s", file=sys.stderr)
+            for mode in (paired, solo):
+                analyze_history(mode, shas)
             results.append((paired, solo))
             os.chdir(ROOT)
     print(report(args, argv, results, time.perf_counter() - started))
@@ -270,6 +295,16 @@ def report(args: argparse.Namespace, argv: list[str], results: list[tuple[Mode, 
             out.append(f"| {h} | {mode.name} | {v['+2% at its commit']} | {v['+1% at its commit']} | "
                        f"{v['excursion opened at 15']} | {v['excursion resolved at 16']} | "
                        f"{len(v['false alerts'])}: {v['false alerts'] or '-'} |")  # type: ignore[arg-type]
+    out += ["", "`perfd analyze` over each whole history (time series): the planted steps it "
+            f"reports beyond the threshold at their exact commit (of {len(EXPECTED_STEPS)}: "
+            "crc32 at 10, chase in at 15 and out at 16, parse at 20), and any other step.", "",
+            "| history | mode | planted steps found | other steps (commit, benchmark, worse) |",
+            "|---|---|---|---|"]
+    for h, pair in enumerate(results, start=1):
+        for mode in pair:
+            v = verdicts(mode)
+            out.append(f"| {h} | {mode.name} | {v['steps found']} of {len(EXPECTED_STEPS)} | "
+                       f"{len(v['false steps'])}: {v['false steps'] or '-'} |")  # type: ignore[arg-type]
     paired_s = [t for paired, _ in results for t in paired.seconds]
     solo_s = [t for _, solo in results for t in solo.seconds]
     ratio = statistics.median(paired_s) / statistics.median(solo_s)

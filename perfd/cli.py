@@ -209,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     rset.add_argument("--branch", help="the tracked branch it is for (default: the suite's first)")
     rset.add_argument("--by", help="who (default: $USER)")
     rset.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
+    rset.add_argument("--no-link", dest="link", action="store_false",
+                      help="do not measure the new reference against the previous one (runs "
+                           "against the previous one then leave the ratio series)")
+    rset.add_argument("--link-pairs", type=int, default=20, metavar="N",
+                      help="lock-step pairs of the link run (default 20)")
+    rset.add_argument("--seed", type=int)
+    rset.add_argument("--json", action="store_true")
     rshow = rf_sub.add_parser("show", help="the suite's current reference")
     rshow.add_argument("--suite", required=True)
     rshow.add_argument("--branch")

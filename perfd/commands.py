@@ -193,14 +193,25 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_reference(args: argparse.Namespace) -> int:
     from perfd.flows import references as flow
-    from perfd.report.references import reference_dict, reference_line, references_table
+    from perfd.report.references import (
+        reference_dict,
+        reference_line,
+        reference_set_dict,
+        reference_set_text,
+        references_table,
+    )
 
     svc = services(args)
     if args.reference_command == "set":
-        ref = flow.set_reference(svc, flow.SetReference(
+        moved = flow.set_reference(svc, flow.SetReference(
             suite=args.suite, rev=args.commit, branch=args.branch, repository=args.repo,
-            set_by=args.by or os.environ.get("USER") or "cli", reason=args.reason))
-        print(reference_line(ref))
+            set_by=args.by or os.environ.get("USER") or "cli", reason=args.reason,
+            link=args.link, link_pairs=args.link_pairs, seed=args.seed))
+        if args.json:
+            print(json.dumps(reference_set_dict(moved.reference, moved.previous, moved.links),
+                             indent=2))
+        else:
+            print(reference_set_text(moved.reference, moved.previous, moved.links))
         return EXIT_OK
     if args.reference_command == "show":
         current = flow.current_reference(svc, args.suite, args.branch)

@@ -43,6 +43,28 @@ def check_measure(
         raise ValueError(f"{owner}.p_value: must be within [0, 1] or None, got {p_value!r}")
 
 
+def check_pairs(record: RatioRecord | LinkMeasure | LinkRecord, center: str) -> None:
+    """Validate a paired measure: ``center`` (its median ratio), ci_low and ci_high finite
+    and > 0 in order, every pair ratio too, n_pairs = their count; stores them as a tuple."""
+    owner = type(record).__name__
+    object.__setattr__(record, "pair_ratios", tuple(float(r) for r in record.pair_ratios))
+    for name in (center, "ci_low", "ci_high"):
+        value = getattr(record, name)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{owner}.{name}: must be finite and > 0, got {value!r}")
+    if record.ci_low > record.ci_high:
+        raise ValueError(
+            f"{owner}.ci_low: must be <= ci_high, got {record.ci_low!r} > {record.ci_high!r}"
+        )
+    bad = [r for r in record.pair_ratios if not (math.isfinite(r) and r > 0)]
+    if bad:
+        raise ValueError(f"{owner}.pair_ratios: must be finite and > 0, got {bad[0]!r}")
+    if record.n_pairs < 1 or record.n_pairs != len(record.pair_ratios):
+        raise ValueError(
+            f"{owner}.n_pairs: must be >= 1 and equal len(pair_ratios) "
+            f"({len(record.pair_ratios)}), got {record.n_pairs}"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SeriesKey:
@@ -275,20 +297,52 @@ class RatioRecord:
     pair_ratios: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pair_ratios", tuple(float(r) for r in self.pair_ratios))
-        for name in ("ratio", "ci_low", "ci_high"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"RatioRecord.{name}: must be finite and > 0, got {value!r}")
-        if self.ci_low > self.ci_high:
-            raise ValueError(
-                f"RatioRecord.ci_low: must be <= ci_high, got {self.ci_low!r} > {self.ci_high!r}"
-            )
-        bad = [r for r in self.pair_ratios if not (math.isfinite(r) and r > 0)]
-        if bad:
-            raise ValueError(f"RatioRecord.pair_ratios: must be finite and > 0, got {bad[0]!r}")
-        if self.n_pairs < 1 or self.n_pairs != len(self.pair_ratios):
-            raise ValueError(
-                f"RatioRecord.n_pairs: must be >= 1 and equal len(pair_ratios) "
-                f"({len(self.pair_ratios)}), got {self.n_pairs}"
-            )
+        check_pairs(self, "ratio")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkMeasure:
+    """How a newly set reference build measured against the previous one, for one
+    benchmark x metric, in a long lock-step paired run: ``factor`` = new reference /
+    previous reference (the median of ``pair_ratios``, each pair's new/previous ratio in
+    pair order), ``ci_low``/``ci_high`` its confidence interval. A ratio r measured against
+    the previous reference is r / factor against the new one. ``previous_run_id`` and
+    ``reference_run_id`` are the paired run's stored sides (previous, new; None once
+    deleted)."""
+
+    benchmark: str
+    metric: str
+    factor: float
+    ci_low: float
+    ci_high: float
+    n_pairs: int
+    pair_ratios: tuple[float, ...]
+    previous_run_id: int | None
+    reference_run_id: int | None
+
+    def __post_init__(self) -> None:
+        check_pairs(self, "factor")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """A stored link from reference ``previous_reference_id`` to the newer ``reference_id``
+    (set with it), for one benchmark x metric: ``factor`` = new reference / previous
+    reference, so a ratio r against the previous reference is r / factor against the new
+    one. The other fields are as in ``LinkMeasure``."""
+
+    id: int
+    reference_id: int
+    previous_reference_id: int
+    benchmark: str
+    metric: str
+    factor: float
+    ci_low: float
+    ci_high: float
+    n_pairs: int
+    pair_ratios: tuple[float, ...]
+    previous_run_id: int | None
+    reference_run_id: int | None
+
+    def __post_init__(self) -> None:
+        check_pairs(self, "factor")

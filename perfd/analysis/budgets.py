@@ -10,9 +10,13 @@ regression against the baseline run, or to both.
   the point estimate is beyond it with at least 5 processes, LOW otherwise.
 - **Absolute, p95 or p99:** tails are over iteration samples, which are not independent
   enough for an interval; beyond the limit is MEDIUM with at least 200 samples, else LOW.
-- **Relative:** the two-sample rule of perfd.analysis.compare (Mann-Whitney U on process
-  values, bootstrap CI) decides REGRESSED and its confidence, with the budget's allowance as
-  the threshold; for p95/p99/mean the change is that statistic's, the confidence the rule's.
+- **Relative to the baseline run:** the two-sample rule of perfd.analysis.compare
+  (Mann-Whitney U on process values, bootstrap CI) decides REGRESSED and its confidence, with
+  the budget's allowance as the threshold; for p95/p99/mean the change is that statistic's,
+  the confidence the rule's.
+- **Relative to the reference:** the same, with the paired rule (Wilcoxon signed-rank on the
+  run's lock-step pair ratios to the reference build); the change is the statistic's against
+  the reference side of those pairs.
 
 A breach counts only at the budget's confidence or more; below it the budget passes and the
 reason says what was seen. Too little to judge is NO_DATA, never PASS.
@@ -21,14 +25,14 @@ reason says what was seen. Too little to judge is NO_DATA, never PASS.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 from scipy import stats
 
-from perfd.analysis.compare import compare_independent
+from perfd.analysis.compare import compare_independent, compare_paired
 from perfd.model import Confidence, Direction, Status
 
 STATISTICS = ("median", "mean", "p95", "p99")
@@ -53,6 +57,7 @@ class BudgetSpec:
     max_regression_pct: float | None
     min_confidence: Confidence
     blocking: bool
+    against_reference: bool = False  # the relative limit is against the reference build
 
     def __post_init__(self) -> None:
         if self.statistic not in STATISTICS:
@@ -151,32 +156,45 @@ def _absolute(spec: BudgetSpec, run: RunValues, value: float, limit: float,
 
 
 def _relative(spec: BudgetSpec, current: RunValues, baseline: RunValues, direction: Direction,
-              rng: np.random.Generator | None) -> tuple[bool, Confidence | None, str, float | None,
-                                                         float | None]:
-    """(broken, confidence, reason, baseline statistic, worse change %) of the relative limit."""
+              rng: np.random.Generator | None, pairs: Sequence[float] | None,
+              ) -> tuple[bool, Confidence | None, str, float | None, float | None]:
+    """(broken, confidence, reason, baseline statistic, worse change %) of the relative limit;
+    with ``pairs`` (current/reference ratios of lock-step pairs) the paired rule decides."""
     allowed = spec.max_regression_pct
     assert allowed is not None
-    comparison = compare_independent(baseline.process_values, current.process_values,
-                                     direction=direction, threshold_pct=allowed, rng=rng)
+    what = "the reference" if pairs is not None else "the baseline"
+    if pairs is not None:  # one value per pair: the reference side as 1, the current as its ratio
+        comparison = compare_paired([1.0] * len(pairs), list(pairs), direction=direction,
+                                    threshold_pct=allowed, rng=rng)
+    else:
+        comparison = compare_independent(baseline.process_values, current.process_values,
+                                         direction=direction, threshold_pct=allowed, rng=rng)
     before, after = baseline.statistic(spec.statistic), current.statistic(spec.statistic)
     if before is None or after is None or before == 0:
-        return False, None, f"no baseline {spec.statistic} to compare with", before, None
+        return False, None, f"no {spec.statistic} of {what} to compare with", before, None
     change = (after / before - 1.0) * 100.0
     worse = change if direction is Direction.LOWER else -change
     regressed = comparison.status is Status.REGRESSED
     confidence = comparison.confidence if regressed else None
+    if worse > allowed and comparison.status in (Status.INSUFFICIENT_DATA, Status.NOISY):
+        return False, None, (f"{spec.statistic} changed {worse:+.1f}% against {what} (at most "
+                             f"+{allowed:g}% allowed), too little to judge: "
+                             f"{comparison.status}: {comparison.reason}"), before, None
     if worse <= allowed or not regressed:
         why = "" if worse <= allowed else f" but the change is {comparison.status}: {comparison.reason}"
-        return False, confidence, (f"{spec.statistic} changed {worse:+.1f}% against the baseline "
+        return False, confidence, (f"{spec.statistic} changed {worse:+.1f}% against {what} "
                                    f"(at most +{allowed:g}% allowed){why}"), before, worse
-    return True, confidence, (f"{spec.statistic} regressed {worse:+.1f}% against the baseline, "
+    return True, confidence, (f"{spec.statistic} regressed {worse:+.1f}% against {what}, "
                               f"more than the {allowed:g}% allowed ({confidence} confidence: "
                               f"{comparison.reason})"), before, worse
 
 
 def evaluate_budget(spec: BudgetSpec, current: RunValues | None, baseline: RunValues | None, *,
-                    direction: Direction, rng: np.random.Generator | None = None) -> BudgetResult:
-    """Judge one benchmark x metric of a run against one budget (see the module docstring)."""
+                    direction: Direction, rng: np.random.Generator | None = None,
+                    reference_pairs: Sequence[float] | None = None) -> BudgetResult:
+    """Judge one benchmark x metric of a run against one budget (see the module docstring).
+    For a budget against the reference, ``baseline`` is the reference side of the run's pairs
+    and ``reference_pairs`` the pairs' current/reference ratios."""
     value = current.statistic(spec.statistic) if current is not None else None
     if current is None or value is None:
         return BudgetResult(BudgetStatus.NO_DATA, "the run has no values of this metric", None)
@@ -184,7 +202,7 @@ def evaluate_budget(spec: BudgetSpec, current: RunValues | None, baseline: RunVa
     broken: list[Confidence] = []
     seen: list[Confidence] = []
     baseline_value = change = None
-    judged = False
+    judged = undecided = False
     if spec.max_value is not None:
         judged = True
         beyond, confidence, why = _absolute(spec, current, value, spec.max_value, direction)
@@ -194,23 +212,28 @@ def evaluate_budget(spec: BudgetSpec, current: RunValues | None, baseline: RunVa
             if confidence.rank >= spec.min_confidence.rank:
                 broken.append(confidence)
     if spec.max_regression_pct is not None:
-        if baseline is None or not baseline.process_values:
+        if spec.against_reference and (baseline is None or not reference_pairs):
+            reasons.append("the run was not paired with a reference build to hold the relative "
+                           "limit to (measured alone, or no reference set)")
+        elif baseline is None or not baseline.process_values:
             reasons.append("no baseline run to hold the relative limit to")
         else:
             judged = True
             hit, confidence, why, baseline_value, change = _relative(
-                spec, current, baseline, direction, rng)
+                spec, current, baseline, direction, rng,
+                reference_pairs if spec.against_reference else None)
+            undecided = change is None  # beyond the allowance by its estimate, unproven
             reasons.append(why)
             if hit and confidence is not None:
                 seen.append(confidence)
                 if confidence.rank >= spec.min_confidence.rank:
                     broken.append(confidence)
-    if not judged:
-        return BudgetResult(BudgetStatus.NO_DATA, "; ".join(reasons), value)
     if broken:
         status = BudgetStatus.FAIL if spec.blocking else BudgetStatus.WARN
         return BudgetResult(status, "; ".join(reasons), value, baseline_value, change,
                             max(broken, key=lambda c: c.rank))
+    if not judged or undecided:
+        return BudgetResult(BudgetStatus.NO_DATA, "; ".join(reasons), value, baseline_value)
     top = max(seen, key=lambda c: c.rank) if seen else None
     if top is not None:
         reasons.append(f"not counted: {top} confidence, the budget needs {spec.min_confidence}")

@@ -67,6 +67,8 @@ class CompareReport:
     current_run_id: int | None = None
     evidence: tuple[EvidenceSummary, ...] = ()
     evidence_errors: tuple[str, ...] = ()
+    # why a side of an interleaved run was CONTENDED (its samples off their CPU), if one was
+    contended: str | None = None
 
     @property
     def regressions(self) -> list[ComparedBenchmark]:
@@ -139,6 +141,9 @@ class ChangePointFinding:
     # the one decision rule over the step (processes of the segment before vs after); None
     # when it could not be applied, and then beyond_threshold is the point estimate's
     comparison: Comparison | None = None
+    # one of the two steps around a single run that stands apart from the runs on both sides
+    # of it (in and out of a one-commit excursion; reference-paired series only)
+    excursion: bool = False
 
     @property
     def same_commit(self) -> bool:
@@ -179,6 +184,7 @@ class SeriesAnalysis:
     env_changed: bool = False
     change_points: tuple[ChangePointFinding, ...] = ()
     change_points_searched: bool = False
+    against: str = ""  # a ratio series: which reference (and where it was re-anchored)
 
     @property
     def confidence(self) -> Confidence | None:

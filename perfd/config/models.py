@@ -684,6 +684,13 @@ class BudgetConfidence(StrEnum):
     HIGH = "high"
 
 
+class BudgetAgainst(StrEnum):
+    """What a relative budget limit (max_regression_pct) is measured against."""
+
+    BASELINE = "baseline"  # the series' previous history run
+    REFERENCE = "reference"  # the reference build the run was paired with (perfd reference)
+
+
 class BudgetStatistic(StrEnum):
     """Which statistic of a run a budget holds to its limits."""
 
@@ -916,7 +923,14 @@ class Budget(BaseModel):
         "per-process values, p95 or p99 of its samples.",
     )
     max_regression_pct: PosFloat | None = Field(
-        default=None, description="Largest accepted regression against the baseline, percent."
+        default=None, description="Largest accepted regression, percent, against what "
+        "`against` names."
+    )
+    against: BudgetAgainst = Field(
+        default=BudgetAgainst.BASELINE,
+        description="What max_regression_pct is measured against: baseline (the series' "
+        "previous history run) or reference (the reference build the run took turns with, "
+        "in its lock-step pairs; a run measured alone has no such value).",
     )
     max_value: BudgetLimit = Field(
         default=None,

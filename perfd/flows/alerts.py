@@ -1,10 +1,16 @@
-"""`perfd alert`: judge each series' latest run against its baseline; open, update or resolve alerts.
+"""`perfd alert`: judge each series' newest runs against the stable runs before them; open,
+update or resolve alerts.
 
-Baseline of a series: the run an active alert was opened against, otherwise the run before
-the latest. The regression checklist's consistency item counts the trailing runs that are
-worse than that baseline by more than the threshold. Across all series of a suite the
-p-values are corrected (Benjamini-Hochberg); when most of a suite moved together, one
-infrastructure alert opens instead of one code alert per benchmark.
+Which runs face which (:func:`perfd.flows.history.trailing_step`): the newest runs that are
+all worse than the median of the five runs before them by more than the threshold (the
+streak; the regression checklist's consistency count), against those five runs without any
+one-run outlier; with no streak, the newest run alone against the runs before it. With an
+active alert, its baseline run (and the stable runs before it) against the newest run. On a
+reference-paired series the values are the runs' pair ratios to the reference, pooled over
+each side's runs, so a small step that one run's five pairs cannot show is found as the
+streak grows. Across all series of a suite the p-values are corrected (Benjamini-Hochberg);
+when most of a suite moved together, one infrastructure alert opens instead of one code alert
+per benchmark.
 
 **Confirm before paging.** A code alert that would open is first re-measured: the last good
 commit (the baseline run's) and the first bad one run now in adaptive lock-step pairs, as
@@ -16,6 +22,7 @@ the two, the alert names the range.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -30,9 +37,15 @@ from perfd.errors import PerfdError
 from perfd.events import EvidenceFailed
 from perfd.flows.compare import CompareRequest, compare
 from perfd.flows.evidence import AlertEvidenceRequest, EvidenceBundle, alert_evidence
-from perfd.flows.history import metric_info, trailing_worse_runs
-from perfd.model import NOT_HISTORY_TIERS, AlertAction, Confidence, Status
-from perfd.records import ReferenceRecord
+from perfd.flows.history import (
+    Step,
+    metric_info,
+    ratio_series,
+    stable_stretch,
+    trailing_step,
+    trailing_worse_runs,
+)
+from perfd.model import NOT_HISTORY_TIERS, AlertAction, Confidence, Direction, Status
 from perfd.store import Alert, AlertDraft, AlertEvent, ResultStore, SeriesKey, SeriesPoint
 from perfd.store.reader import Reader
 
@@ -272,71 +285,65 @@ def _open(store: ResultStore, c: _Candidate, comp: Comparison, reason: str) -> D
 def _judge(reader: Reader, suites: Mapping[str, SuiteConfig], machine_id: str,
            policy: AlertPolicy, suite_filter: str | None,
            ) -> tuple[list[Decision], dict[str, list[_Candidate]], dict[SeriesKey, Alert]]:
-    """Each series' latest run against its baseline, before FDR (reads only)."""
+    """Each series' newest runs against the stable stretch before them, before FDR (reads
+    only). On a ratio series the values of the runs on each side are pooled; measured alone,
+    the last baseline run's processes face the newest run's."""
     decisions: list[Decision] = []
     by_suite: dict[str, list[_Candidate]] = {}
     rng = np.random.default_rng(policy.seed)
     active_alerts = reader.active_alerts(suite=suite_filter, machine_id=machine_id)
     references = {r.id: r for r in reader.list_references(suite_filter)}
+    links = reader.list_links(suite_filter)
     for key in reader.series_keys(suite=suite_filter, machine_id=machine_id):
         points = reader.series_points(key, exclude_tiers=NOT_HISTORY_TIERS)
-        if len(points) < 2:
-            decisions.append(Decision(key, AlertAction.SKIPPED, "needs at least two runs"))
-            continue
-        latest = points[-1]
+        latest = points[-1] if points else None
         active = active_alerts.get(key)
-        if active is not None and active.last_run_id == latest.run_id:
+        if active is not None and latest is not None and active.last_run_id == latest.run_id:
             decisions.append(Decision(key, AlertAction.KEPT,
                                       f"alert {active.id}: no new run since", active.id))
             continue
-        baseline = points[-2]
-        if active is not None:
-            baseline = next((p for p in points if p.run_id == active.baseline_run_id), baseline)
-        suite = suites.get(key.suite)
-        _, direction, threshold = metric_info(suite, key)
+        ratios = ratio_series(reader, key, points, references, links)
+        judged = list(ratios.points) if ratios is not None else points
+        if len(judged) < 2:
+            decisions.append(Decision(key, AlertAction.SKIPPED, "needs at least two runs"))
+            continue
+        _, direction, threshold = metric_info(suites.get(key.suite), key)
         threshold = policy.threshold_pct or threshold
-        baseline_id = baseline.run_id
-        ratio_points, before, after, label = _ratio_series(reader, key, points, baseline,
-                                                           latest, references)
-        judged = ratio_points if ratio_points is not None else points
-        judged_baseline = next(p for p in judged if p.run_id == baseline_id)
-        streak = trailing_worse_runs(judged, lambda p: p.run_id == baseline_id,  # noqa: B023
-                                     judged_baseline.median, direction, threshold)
-        if before is None or after is None:  # measured alone: the runs' process values
-            values = reader.process_values_for_runs([baseline.run_id, latest.run_id],
-                                                    key.benchmark, key.metric)
-            before, after = values.get(baseline.run_id, []), values.get(latest.run_id, [])
+        step = _step(judged, active, direction, threshold)
+        if ratios is not None:
+            before = [v for p in step.baseline for v in ratios.pair_ratios[p.run_id]]
+            after = [v for p in step.after for v in ratios.pair_ratios[p.run_id]]
+        else:
+            values = reader.process_values_for_runs(
+                [step.baseline[-1].run_id, step.after[-1].run_id], key.benchmark, key.metric)
+            before, after = values[step.baseline[-1].run_id], values[step.after[-1].run_id]
         comparison = compare_independent(
             before, after, direction=direction, threshold_pct=threshold, alpha=policy.alpha,
-            consecutive_worse_runs=streak,
-            env_changed=baseline.environment_hash != latest.environment_hash, rng=rng,
+            consecutive_worse_runs=step.worse_runs,
+            env_changed=step.baseline[-1].environment_hash != step.after[-1].environment_hash,
+            rng=rng,
         )
-        if label:
-            comparison = replace(comparison, reason=f"{label}: {comparison.reason}")
-        # The first bad run is the first of the trailing streak (or the latest when streak is 0/1).
-        first_bad = judged[-streak].commit_sha if streak > 1 else latest.commit_sha
-        by_suite.setdefault(key.suite, []).append(
-            _Candidate(key, baseline, latest, streak, threshold, comparison, first_bad))
+        if ratios is not None:
+            comparison = replace(comparison, reason=f"{ratios.label}: {comparison.reason}")
+        by_suite.setdefault(key.suite, []).append(_Candidate(
+            key, step.baseline[-1], step.after[-1], step.worse_runs, threshold, comparison,
+            step.after[0].commit_sha))
     return decisions, by_suite, active_alerts
 
 
-def _ratio_series(reader: Reader, key: SeriesKey, points: list[SeriesPoint],
-                  baseline: SeriesPoint, latest: SeriesPoint,
-                  references: Mapping[int, ReferenceRecord],
-                  ) -> tuple[list[SeriesPoint] | None, list[float] | None, list[float] | None, str]:
-    """When the baseline and the latest run were both paired with one reference: the series
-    as ratios to it (runs against it only), the two runs' pair ratios and a label; else
-    (None, None, None, "") and the absolute values decide."""
-    ratios = reader.ratios_for_runs([p.run_id for p in points], key.benchmark, key.metric)
-    first, last = ratios.get(baseline.run_id), ratios.get(latest.run_id)
-    if first is None or last is None or first.reference_id != last.reference_id:
-        return None, None, None, ""
-    same = [replace(p, median=ratios[p.run_id].ratio) for p in points
-            if p.run_id in ratios and ratios[p.run_id].reference_id == last.reference_id]
-    ref = references.get(last.reference_id)
-    name = (ref.rev if ref.rev != ref.commit_sha else ref.commit_sha[:12]) if ref else "?"
-    label = f"against the reference {name}"
-    return same, list(first.pair_ratios), list(last.pair_ratios), label
+def _step(points: list[SeriesPoint], active: Alert | None, direction: Direction,
+          threshold: float) -> Step:
+    """With an active alert: its baseline (and the stable runs before it) against the newest
+    run; otherwise the newest runs' streak against the stable stretch before it."""
+    if active is not None:
+        at = next((i for i, p in enumerate(points) if p.run_id == active.baseline_run_id), None)
+        if at is not None:
+            baseline = stable_stretch(points[:at + 1], threshold)
+            level = statistics.median(p.median for p in baseline)
+            streak = trailing_worse_runs(points[at + 1:], lambda _p: False, level, direction,
+                                         threshold)
+            return Step(baseline, (points[-1],), streak)
+    return trailing_step(points, direction, threshold)
 
 
 def _serious(c: _Candidate, policy: AlertPolicy) -> bool:

@@ -16,7 +16,7 @@ Fewer than two measured commits in the range is INSUFFICIENT_DATA, never "unchan
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -39,8 +39,15 @@ from perfd.context import Services
 from perfd.errors import PerfdError, RepositoryError
 from perfd.events import EvidenceFailed
 from perfd.flows.evidence import EvidenceBundle, collect_evidence
-from perfd.flows.history import metric_info, trailing_worse_runs, worse_pct
+from perfd.flows.history import (
+    metric_info,
+    ratio_series,
+    stable_stretch,
+    trailing_worse_runs,
+    worse_pct,
+)
 from perfd.model import NOT_HISTORY_TIERS, Confidence, Direction
+from perfd.records import LinkRecord, ReferenceRecord
 from perfd.runner.git import Repository
 from perfd.store import ACTIVE_STATES, SeriesKey, SeriesPoint
 from perfd.store.reader import Reader
@@ -192,6 +199,8 @@ def analyze_range(store: Reader, suite: SuiteConfig, repo: Repository, opts: Ana
         return CommitInfo(sha, subjects.get(sha, ""))
 
     pending: list[_Pending] = []
+    references = {r.id: r for r in store.list_references(suite.name)}
+    links = store.list_links(suite.name)
     runs_at: dict[str, set[int]] = {sha: set() for sha in position}
     for key in store.series_keys(suite=suite.name, machine_id=machine_id):
         points = [p for p in store.series_points(key, exclude_tiers=NOT_HISTORY_TIERS)
@@ -203,9 +212,9 @@ def analyze_range(store: Reader, suite: SuiteConfig, repo: Repository, opts: Ana
             runs_at[p.commit_sha].add(p.run_id)
         unit, direction, threshold = metric_info(suite, key)
         threshold = opts.threshold_pct or threshold
-        values, points, unit = _series_values(store, key, points, unit)
-        pending.append(_analyze_series(values, key, points, unit, direction, threshold, info,
-                                       position, opts, rng))
+        read = _series_values(store, key, points, unit, references, links)
+        pending.append(_analyze_series(read, key, direction, threshold, info, position, opts,
+                                       rng))
 
     adjusted = iter(apply_fdr([p.comparison for p in pending if p.comparison is not None],
                               q=opts.fdr_q))
@@ -241,36 +250,44 @@ _Values = Callable[[Sequence[int]], dict[int, list[float]]]
 RATIO_UNIT = "x ref"  # a ratio series: each run's value over the reference's, same pairs
 
 
-def _series_values(store: Reader, key: SeriesKey, points: list[SeriesPoint],
-                   unit: str) -> tuple[_Values, list[SeriesPoint], str]:
-    """The ratio series when every run of the range was paired with one reference (host
-    drift cancels from it), else the runs' own process values."""
-    ratios = store.ratios_for_runs([p.run_id for p in points], key.benchmark, key.metric)
-    if points and len(ratios) == len(points) and len({r.reference_id for r in ratios.values()}) == 1:
-        def pair_ratios(run_ids: Sequence[int]) -> dict[int, list[float]]:
-            return {i: list(ratios[i].pair_ratios) for i in run_ids if i in ratios}
+@dataclass(frozen=True, slots=True)
+class _Series:
+    values: _Values
+    points: list[SeriesPoint]
+    unit: str
+    against: str = ""  # a ratio series: its reference (and where it was re-anchored)
 
-        return pair_ratios, [replace(p, median=ratios[p.run_id].ratio) for p in points], RATIO_UNIT
+
+def _series_values(store: Reader, key: SeriesKey, points: list[SeriesPoint], unit: str,
+                   references: Mapping[int, ReferenceRecord],
+                   links: Sequence[LinkRecord]) -> _Series:
+    """The ratio series against the reference of the range's newest run (host drift cancels
+    from it; runs on earlier references carried over by their link factors, runs that cannot
+    be are left out), else the runs' own process values."""
+    ratios = ratio_series(store, key, points, references, links)
+    if ratios is not None:
+        return _Series(ratios.values, list(ratios.points), RATIO_UNIT, ratios.label)
 
     def process_values(run_ids: Sequence[int]) -> dict[int, list[float]]:
         return store.process_values_for_runs(list(run_ids), key.benchmark, key.metric)
 
-    return process_values, points, unit
+    return _Series(process_values, points, unit)
 
 
-def _analyze_series(values_of: _Values, key: SeriesKey, points: list[SeriesPoint], unit: str,
-                    direction: Direction, threshold: float, info: _CommitLookup,
-                    position: dict[str, int], opts: AnalyzeRequest,
+def _analyze_series(series: _Series, key: SeriesKey, direction: Direction, threshold: float,
+                    info: _CommitLookup, position: dict[str, int], opts: AnalyzeRequest,
                     rng: np.random.Generator) -> _Pending:
     """Change points and the start-vs-end comparison (before FDR) of one series."""
+    values_of, points, unit = series.values, series.points, series.unit
     measured = sorted({p.commit_sha for p in points}, key=position.__getitem__)
     base = SeriesAnalysis(
         benchmark=key.benchmark, metric=key.metric, unit=unit, direction=direction,
         config_hash=key.config_hash, threshold_pct=threshold, n_runs=len(points),
         n_commits=len(measured), status=Status.INSUFFICIENT_DATA.value, reason="",
+        against=series.against,
     )
     steps = _change_points(values_of, points, key, unit, direction, threshold, info, position,
-                           opts, rng)
+                           opts, rng, excursions=bool(series.against))
     base = replace(base, change_points=steps,
                    change_points_searched=len(points) >= MIN_POINTS_FOR_CHANGE_POINTS)
     if len(measured) < 2:
@@ -311,34 +328,85 @@ def _analyze_series(values_of: _Values, key: SeriesKey, points: list[SeriesPoint
 
 def _change_points(values_of: _Values, points: Sequence[SeriesPoint], key: SeriesKey, unit: str,
                    direction: Direction, threshold: float, info: _CommitLookup,
-                   position: dict[str, int], opts: AnalyzeRequest,
-                   rng: np.random.Generator) -> tuple[ChangePointFinding, ...]:
+                   position: dict[str, int], opts: AnalyzeRequest, rng: np.random.Generator,
+                   *, excursions: bool = False) -> tuple[ChangePointFinding, ...]:
     """Steps in the per-run medians, each placed between the commits of its two runs and
     judged by the same rule as `compare` and `alert`: the processes of the segment before
-    against those of the segment after (two-sample test, CI against the threshold, noise)."""
+    against those of the segment after (two-sample test, CI against the threshold, noise).
+    With ``excursions`` (a ratio series, whose runs are each a lock-step A/B), a single run
+    that the rule sets apart from the runs before and after it is two steps, in and out."""
     if len(points) < MIN_POINTS_FOR_CHANGE_POINTS:
         return ()
     found = detect_change_points([p.median for p in points],
-                                 min_shift_pct=max(1.0, threshold / 5.0))
+                                 min_shift_pct=min_step_pct(threshold))
     bounds = [0, *(cp.index for cp in found), len(points)]
     values = values_of([p.run_id for p in points])
-    out = []
-    for i, cp in enumerate(found):
-        before, after = points[cp.index - 1], points[cp.index]
-        worse = worse_pct(cp.before_median, cp.after_median, direction)
-        env_changed = before.environment_hash != after.environment_hash
-        judged = _judge_step(points[bounds[i]:cp.index], points[cp.index:bounds[i + 2]], values,
-                             direction, threshold, opts, env_changed, rng)
-        out.append(ChangePointFinding(
+
+    def finding(before: SeriesPoint, after: SeriesPoint, before_median: float,
+                after_median: float, score: float, judged: Comparison | None,
+                excursion: bool = False) -> ChangePointFinding:
+        worse = worse_pct(before_median, after_median, direction)
+        return ChangePointFinding(
             benchmark=key.benchmark, metric=key.metric, unit=unit,
             before=info(before.commit_sha), after=info(after.commit_sha),
             suspects=position[after.commit_sha] - position[before.commit_sha],
-            before_median=cp.before_median, after_median=cp.after_median,
-            shift_pct=cp.shift_pct, worse=worse > 0,
+            before_median=before_median, after_median=after_median,
+            shift_pct=(after_median / before_median - 1.0) * 100.0 if before_median else 0.0,
+            worse=worse > 0,
             beyond_threshold=abs(worse) >= threshold if judged is None else _alerting(judged),
-            score=cp.score, env_changed=env_changed, comparison=judged,
-        ))
+            score=score, env_changed=before.environment_hash != after.environment_hash,
+            comparison=judged, excursion=excursion,
+        )
+
+    out = []
+    for i, cp in enumerate(found):
+        before, after = points[cp.index - 1], points[cp.index]
+        judged = _judge_step(points[bounds[i]:cp.index], points[cp.index:bounds[i + 2]], values,
+                             direction, threshold, opts,
+                             before.environment_hash != after.environment_hash, rng)
+        step = finding(before, after, cp.before_median, cp.after_median, cp.score, judged)
+        out.append(replace(step, shift_pct=cp.shift_pct))
+    if excursions:
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            out += _excursions(points[a:b], values, finding, direction, threshold, opts, rng)
+    out.sort(key=lambda cp: (position[cp.after.sha], position[cp.before.sha]))
     return tuple(out)
+
+
+def min_step_pct(threshold: float) -> float:
+    """The smallest step the detector reports: a fifth of the threshold, at least 1% (run
+    medians measured alone wobble by that much), but at most half a threshold below 2%, so a
+    ratio series judged at 0.5% still shows a 1% step."""
+    return max(threshold / 5.0, min(1.0, threshold / 2.0))
+
+
+def _excursions(segment: Sequence[SeriesPoint], values: dict[int, list[float]],
+                finding: Callable[..., ChangePointFinding], direction: Direction,
+                threshold: float, opts: AnalyzeRequest,
+                rng: np.random.Generator) -> list[ChangePointFinding]:
+    """The runs inside one segment that stand apart from the stable runs on both sides of
+    them by more than the threshold, each confirmed in and out by the decision rule (the
+    change-point detector treats a one-run segment as a spike)."""
+    out: list[ChangePointFinding] = []
+    for i in range(1, len(segment) - 1):
+        run = segment[i]
+        old = stable_stretch(segment[:i], threshold)
+        new = stable_stretch(list(reversed(segment[i + 1:])), threshold)
+        old_level = float(np.median([p.median for p in old]))
+        new_level = float(np.median([p.median for p in new]))
+        going = worse_pct(old_level, run.median, direction)
+        coming = worse_pct(run.median, new_level, direction)
+        if abs(going) <= threshold or abs(coming) <= threshold or (going > 0) == (coming > 0):
+            continue
+        into = _judge_step(old, [run], values, direction, threshold, opts,
+                           old[-1].environment_hash != run.environment_hash, rng)
+        back = _judge_step([run], new, values, direction, threshold, opts,
+                           run.environment_hash != new[-1].environment_hash, rng)
+        if into is None or back is None or not (_alerting(into) and _alerting(back)):
+            continue
+        out.append(finding(segment[i - 1], run, old_level, run.median, 0.0, into, True))
+        out.append(finding(run, segment[i + 1], run.median, new_level, 0.0, back, True))
+    return out
 
 
 def _judge_step(old: Sequence[SeriesPoint], new: Sequence[SeriesPoint],

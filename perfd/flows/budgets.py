@@ -2,7 +2,8 @@
 
 For every budget of the run's suite, every benchmark its glob matches and that recorded its
 metric is judged by perfd.analysis.budgets: the run's values against the absolute limit, and
-against the series' previous history run (the baseline) for a relative limit. The verdicts
+for a relative limit against the series' previous history run (the baseline) or, with
+``against: reference``, against the reference side of the run's own lock-step pairs. The verdicts
 replace the run's earlier ones in one transaction, so `perfd runs show` and `perfd budgets
 check` always show one consistent evaluation.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perfd.analysis.budgets import BudgetSpec, BudgetStatus, RunValues, evaluate_budget
-from perfd.config import Budget, SuiteConfig
+from perfd.config import Budget, BudgetAgainst, SuiteConfig
 from perfd.context import Services
 from perfd.errors import ConflictError
 from perfd.flows.history import metric_info
@@ -55,7 +56,8 @@ def limit_text(budget: Budget) -> str:
     if budget.max_value is not None:
         parts.append(budget.max_value_display() or f"{budget.max_value:g}")
     if budget.max_regression_pct is not None:
-        parts.append(f"+{budget.max_regression_pct:g}%")
+        versus = " vs reference" if budget.against is BudgetAgainst.REFERENCE else ""
+        parts.append(f"+{budget.max_regression_pct:g}%{versus}")
     return ", ".join(parts)
 
 
@@ -65,7 +67,8 @@ def spec_of(budget: Budget) -> BudgetSpec:
         statistic=budget.statistic.value, max_value=budget.max_value,
         max_regression_pct=budget.max_regression_pct,
         min_confidence=Confidence(budget.confidence.value.upper()),
-        blocking=budget.action.value == "block")
+        blocking=budget.action.value == "block",
+        against_reference=budget.against is BudgetAgainst.REFERENCE)
 
 
 def evaluate_run_budgets(services: Services, run_id: int) -> BudgetCheck:
@@ -92,8 +95,11 @@ class _Inputs:
     """What every budget on one benchmark x metric of the run reads (looked up once)."""
 
     current: RunValues
-    baseline: RunValues | None
+    baseline: RunValues | None  # the series' previous history run
     baseline_id: int | None
+    reference: RunValues | None  # the reference side of the run's lock-step pairs
+    reference_id: int | None
+    reference_pairs: tuple[float, ...] | None  # those pairs' current/reference ratios
     direction: Direction
 
 
@@ -102,46 +108,60 @@ def _judge(reader: Reader, run_id: int, statistics: tuple[Summary, ...],
            machine_id: str) -> list[BudgetRecord]:
     by_key = {(s.benchmark, s.metric): s for s in statistics}
     keys = reader.series_keys(suite=suite_name, machine_id=machine_id) if chosen else []
-    baseline_stats: dict[int, dict[tuple[str, str], Summary]] = {}
+    other_stats: dict[int, dict[tuple[str, str], Summary]] = {}
     inputs: dict[tuple[str, str], _Inputs] = {}
+
+    def values_of(other: int | None, values: dict[int, list[float]], benchmark: str,
+                  metric: str) -> RunValues | None:
+        if other is None or other not in values:
+            return None
+        if other not in other_stats:
+            other_stats[other] = {(s.benchmark, s.metric): s for s in reader.statistics(other)}
+        st = other_stats[other].get((benchmark, metric))
+        return RunValues(tuple(values[other]), st.p95 if st else None, st.p99 if st else None,
+                         st.n_samples if st else 0)
 
     def inputs_of(benchmark: str, metric: str) -> _Inputs:
         if (benchmark, metric) in inputs:
             return inputs[(benchmark, metric)]
         summary = by_key[(benchmark, metric)]
         baseline_id = _baseline_run(reader, keys, benchmark, metric, run_id)
-        ids = [run_id] + ([baseline_id] if baseline_id is not None else [])
+        ratio = reader.ratios_for_runs([run_id], benchmark, metric).get(run_id)
+        reference_id = ratio.reference_run_id if ratio is not None else None
+        ids = [i for i in (run_id, baseline_id, reference_id) if i is not None]
         values = reader.process_values_for_runs(ids, benchmark, metric)
-        baseline = None
-        if baseline_id is not None:
-            if baseline_id not in baseline_stats:
-                baseline_stats[baseline_id] = {(s.benchmark, s.metric): s
-                                               for s in reader.statistics(baseline_id)}
-            bs = baseline_stats[baseline_id].get((benchmark, metric))
-            baseline = RunValues(tuple(values[baseline_id]), bs.p95 if bs else None,
-                                 bs.p99 if bs else None, bs.n_samples if bs else 0)
         _, direction, _ = metric_info(suite, SeriesKey(suite_name, benchmark, metric,
                                                        machine_id, "-"))
         found = inputs[(benchmark, metric)] = _Inputs(
             RunValues(tuple(values[run_id]), summary.p95, summary.p99, summary.n_samples),
-            baseline, baseline_id, direction)
+            values_of(baseline_id, values, benchmark, metric), baseline_id,
+            values_of(reference_id, values, benchmark, metric), reference_id,
+            ratio.pair_ratios if ratio is not None else None, direction)
         return found
 
     rng = np.random.default_rng(0)
     results = []
     for index, budget in chosen:
+        spec = spec_of(budget)
         for benchmark, metric in by_key:
             if metric != budget.metric or not fnmatch.fnmatchcase(benchmark, budget.benchmark):
                 continue
             got = inputs_of(benchmark, metric)
-            verdict = evaluate_budget(spec_of(budget), got.current, got.baseline,
-                                      direction=got.direction, rng=rng)
+            if spec.against_reference:
+                verdict = evaluate_budget(spec, got.current, got.reference,
+                                          direction=got.direction, rng=rng,
+                                          reference_pairs=got.reference_pairs)
+                other_id = got.reference_id
+            else:
+                verdict = evaluate_budget(spec, got.current, got.baseline,
+                                          direction=got.direction, rng=rng)
+                other_id = got.baseline_id
             results.append(BudgetRecord(
                 run_id=run_id, budget_index=index, suite=suite_name, benchmark=benchmark,
                 metric=metric, statistic=budget.statistic.value, limit_text=limit_text(budget),
                 action=budget.action.value, min_confidence=budget.confidence.value.upper(),
                 owner=budget.owner, status=verdict.status.value, value=verdict.value,
-                baseline_run_id=got.baseline_id if verdict.baseline_value is not None else None,
+                baseline_run_id=other_id if verdict.baseline_value is not None else None,
                 baseline_value=verdict.baseline_value, change_pct=verdict.change_pct,
                 confidence=verdict.confidence.value if verdict.confidence else None,
                 reason=verdict.reason))

@@ -80,6 +80,7 @@ def _compare(services: Services, suite: SuiteConfig, repo: Repository, base_sha:
         return opts.threshold_pct or suite.settings_for(bench).threshold_pct
 
     rows: list[ComparedBenchmark] = []
+    contended = None
     if interleave:
         recover_interrupted(services)
         services.events(CompareStarted(base_sha, cur_sha, opts.min_pairs, opts.max_pairs))
@@ -97,6 +98,7 @@ def _compare(services: Services, suite: SuiteConfig, repo: Repository, base_sha:
                                   keep_going=keep_going, min_pairs=opts.min_pairs,
                                   max_pairs=opts.max_pairs, only=opts.benchmarks)
         base_run, cur_run = outcome.baseline.run_id, outcome.current.run_id
+        contended = outcome.current.contended_reason or outcome.baseline.contended_reason
         for bench in _chosen(suite, opts):
             for metric in suite.settings_for(bench.name).metrics:
                 base, cur = process_pair_values(
@@ -140,7 +142,7 @@ def _compare(services: Services, suite: SuiteConfig, repo: Repository, base_sha:
         threshold_pct=opts.threshold_pct or suite.defaults.threshold_pct,
         alpha=opts.alpha, fdr_q=opts.fdr_q, rows=sort_rows(rows),
         infrastructure=infrastructure_shift(adjusted),
-        baseline_run_id=base_run, current_run_id=cur_run,
+        baseline_run_id=base_run, current_run_id=cur_run, contended=contended,
     )
     if opts.evidence_dir is None or not report.regressions:
         return report

@@ -26,6 +26,7 @@ from perfd.model import RunOutcome, RunTier
 from perfd.records import RatioRecord, ReferenceRecord
 from perfd.runner.git import Repository
 from perfd.runner.pipeline import (
+    PairedOutcome,
     RunOptions,
     measures_for,
     run_interleaved,
@@ -64,29 +65,50 @@ def _paired(services: Services, suite: SuiteConfig, repo: Repository, reference:
                            min_pairs=pairs, max_pairs=pairs,
                            tiers=(RunTier.REFERENCE, options.tier))
     ref, cur = both.baseline, both.current
-    rng = np.random.default_rng(options.seed or 0)
-    ratios = []
-    for bench in suite.benchmarks:
-        settings = suite.settings_for(bench.name, options.tier)
-        for metric in settings.metrics:
-            b, c = process_pair_values(
-                [p for p in ref.result.processes if p.benchmark == bench.name],
-                [p for p in cur.result.processes if p.benchmark == bench.name], metric.name)
-            if len(b) < 2:
-                continue  # not measured here (counters without a PMU)
-            comp = compare_paired(b, c, direction=metric.direction,
-                                  threshold_pct=settings.threshold_pct, rng=rng)
-            ratios.append(RatioRecord(
-                run_id=cur.run_id, reference_run_id=ref.run_id, reference_id=reference.id,
-                benchmark=bench.name, metric=metric.name, ratio=1.0 + comp.change_pct / 100.0,
-                ci_low=comp.ratio_ci[0], ci_high=comp.ratio_ci[1], n_pairs=len(b),
-                pair_ratios=tuple(ci / bi for bi, ci in zip(b, c, strict=True))))
+    ratios = [RatioRecord(run_id=cur.run_id, reference_run_id=ref.run_id, reference_id=reference.id,
+                          benchmark=r.benchmark, metric=r.metric, ratio=r.ratio, ci_low=r.ci[0],
+                          ci_high=r.ci[1], n_pairs=len(r.pair_ratios), pair_ratios=r.pair_ratios)
+              for r in paired_ratios(suite, both, options)]
     services.store.save_ratios(ratios)
     # Both sides took turns on one CPU, so a neighbour disturbs both; the measured side's
     # contention verdict is the run's.
     if options.output_dir is not None:
         cur = with_benchmark_data(cur, suite, options)
     return Measured(cur, reference, tuple(ratios))
+
+
+@dataclass(frozen=True, slots=True)
+class PairedRatio:
+    """One benchmark x metric of a lock-step paired run: the median of the pairs'
+    current/baseline ratios, its CI and every pair's ratio (in pair order)."""
+
+    benchmark: str
+    metric: str
+    ratio: float
+    ci: tuple[float, float]
+    pair_ratios: tuple[float, ...]
+
+
+def paired_ratios(suite: SuiteConfig, both: PairedOutcome, options: RunOptions) -> list[PairedRatio]:
+    """Each benchmark x metric's ratio of the current side to the baseline side (metrics with
+    fewer than two pairs, e.g. counters without a PMU, are left out)."""
+    rng = np.random.default_rng(options.seed or 0)
+    out = []
+    for bench in suite.benchmarks:
+        settings = suite.settings_for(bench.name, options.tier)
+        for metric in settings.metrics:
+            b, c = process_pair_values(
+                [p for p in both.baseline.result.processes if p.benchmark == bench.name],
+                [p for p in both.current.result.processes if p.benchmark == bench.name],
+                metric.name)
+            if len(b) < 2:
+                continue
+            comp = compare_paired(b, c, direction=metric.direction,
+                                  threshold_pct=settings.threshold_pct, rng=rng)
+            out.append(PairedRatio(bench.name, metric.name, 1.0 + comp.change_pct / 100.0,
+                                   comp.ratio_ci,
+                                   tuple(ci / bi for bi, ci in zip(b, c, strict=True))))
+    return out
 
 
 def recover_interrupted(services: Services) -> list[int]:

@@ -55,8 +55,18 @@ def alert_text(a: Alert, events: Sequence[AlertEvent] = ()) -> str:
 
 def decision_dicts(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
     """`perfd alert --json`: what the evaluation did to each series."""
+    def comparison(d: Decision) -> dict[str, Any] | None:
+        c = d.comparison
+        if c is None:
+            return None
+        return {"status": c.status.value, "confidence": c.confidence.value if c.confidence else None,
+                "change_pct": c.change_pct, "ratio_ci": list(c.ratio_ci),
+                "p_value": c.p_adjusted if c.p_adjusted is not None else c.p_value,
+                "n_baseline": c.n_baseline, "n_current": c.n_current}
+
     return [{"suite": d.series.suite, "benchmark": d.series.benchmark, "metric": d.series.metric,
-             "action": d.action.value, "alert_id": d.alert_id, "note": d.note} for d in decisions]
+             "action": d.action.value, "alert_id": d.alert_id, "note": d.note,
+             "comparison": comparison(d)} for d in decisions]
 
 
 def decisions_table(decisions: Sequence[Decision]) -> str:

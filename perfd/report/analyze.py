@@ -207,6 +207,8 @@ def render_markdown(report: AnalyzeReport) -> str:
             out.append(_md_row([_md_escape(c) for c in _row(s, report)]))
         notes = [f"- {_md_escape(s.label)}: {s.status}: {_md_escape(s.reason)}"
                  for s in report.series if s.status != Status.UNCHANGED.value]
+        notes += [f"- values marked `x ref` are ratios {_md_escape(a)}"
+                  for a in sorted({s.against for s in report.series if s.against})]
         if notes:
             out += [""] + notes
     else:
@@ -220,10 +222,13 @@ def render_markdown(report: AnalyzeReport) -> str:
             size = "beyond" if cp.beyond_threshold else "below"
             env = ", environment changed here" if cp.env_changed else ""
             culprit = "" if cp.same_commit or cp.suspects == 1 else f" (in one of {cp.suspects} commits)"
+            if cp.excursion:
+                culprit += " (a one-run excursion: in and out again)"
             out.append(
                 f"- **{_md_escape(cp.benchmark)} ({cp.metric})**: {_pct(cp.shift_pct)} "
                 f"**{cp.direction_word}** ({_q(cp.before_median, cp.unit)} -> "
-                f"{_q(cp.after_median, cp.unit)}, {size} the threshold, score {cp.score:.1f}{env}) "
+                f"{_q(cp.after_median, cp.unit)}, {size} the threshold"
+                f"{'' if cp.excursion else f', score {cp.score:.1f}'}{env}) "
                 f"{_md_escape(where)}{culprit}")
     else:
         out.append("none")
@@ -273,7 +278,7 @@ def report_dict(report: AnalyzeReport) -> dict[str, Any]:
             "suspects": cp.suspects, "before_median": cp.before_median,
             "after_median": cp.after_median, "shift_pct": cp.shift_pct,
             "direction": cp.direction_word, "beyond_threshold": cp.beyond_threshold,
-            "score": cp.score, "env_changed": cp.env_changed,
+            "score": cp.score, "env_changed": cp.env_changed, "excursion": cp.excursion,
         }
 
     def series(s: SeriesAnalysis) -> dict[str, Any]:
@@ -294,6 +299,7 @@ def report_dict(report: AnalyzeReport) -> dict[str, Any]:
                          for k in c.criteria] if c else [],
             "change_points_searched": s.change_points_searched,
             "change_points": [change_point(cp) for cp in s.change_points],
+            "against": s.against or None,
         }
 
     return {

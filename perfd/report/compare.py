@@ -88,10 +88,14 @@ def _details(r: ComparedBenchmark, bullet: str, check: tuple[str, str]) -> list[
 
 
 def _notes(report: CompareReport) -> list[str]:
-    return [f"{r.benchmark} ({r.metric}): {r.comparison.status.value}: {r.comparison.reason}"
-            for r in report.rows
-            if r.comparison.status in (Status.NOISY, Status.INSUFFICIENT_DATA, Status.INCOMPARABLE)
-            or (r.comparison.status is Status.REGRESSED and not r.comparison.alert_worthy)]
+    contended = ([f"CONTENDED: {report.contended}; a neighbour shared the benchmark CPU (both "
+                  "sides took turns, so it hit both, but a long run may not be even): compare "
+                  "again when the machine is quiet"] if report.contended else [])
+    return contended + [
+        f"{r.benchmark} ({r.metric}): {r.comparison.status.value}: {r.comparison.reason}"
+        for r in report.rows
+        if r.comparison.status in (Status.NOISY, Status.INSUFFICIENT_DATA, Status.INCOMPARABLE)
+        or (r.comparison.status is Status.REGRESSED and not r.comparison.alert_worthy)]
 
 
 def render_text(report: CompareReport) -> str:
@@ -224,6 +228,7 @@ def report_dict(report: CompareReport) -> dict[str, Any]:
                       "suspects": [{"commit": s, "subject": m, "why": w}
                                    for s, m, w in e.suspects]} for e in report.evidence],
         "evidence_errors": list(report.evidence_errors),
+        "contended": report.contended,
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from perfd.records import RatioRecord, ReferenceRecord
+from perfd.records import LinkRecord, RatioRecord, ReferenceRecord
 from perfd.report.text import table
 
 
@@ -48,3 +48,33 @@ def ratio_dicts(ratios: Sequence[RatioRecord]) -> list[dict[str, Any]]:
     return [{"benchmark": r.benchmark, "metric": r.metric, "ratio": r.ratio,
              "ci": [r.ci_low, r.ci_high], "pairs": r.n_pairs, "reference_id": r.reference_id,
              "reference_run_id": r.reference_run_id} for r in ratios]
+
+
+def reference_set_text(reference: ReferenceRecord, previous: ReferenceRecord | None,
+                       links: Sequence[LinkRecord]) -> str:
+    """A new reference and, when it replaced another, the measured link to it."""
+    out = reference_line(reference)
+    if previous is None or previous.commit_sha == reference.commit_sha:
+        return out
+    if not links:
+        return (out + f"\nnot linked to the previous reference {rev_text(previous)}: "
+                "runs against it leave the ratio series")
+    rows = [[link.benchmark, link.metric, f"x{link.factor:.4f}",
+             f"[{link.ci_low:.4f}, {link.ci_high:.4f}]", str(link.n_pairs)]
+            for link in links]
+    return (out + f"\nlinked to the previous reference {rev_text(previous)} in lock-step "
+            "pairs (new / previous; earlier runs are carried over by these factors):\n"
+            + table(["benchmark", "metric", "link", "95% CI", "pairs"], rows, right=[2, 4]))
+
+
+def link_dicts(links: Sequence[LinkRecord]) -> list[dict[str, Any]]:
+    return [{"benchmark": link.benchmark, "metric": link.metric, "factor": link.factor,
+             "ci": [link.ci_low, link.ci_high], "pairs": link.n_pairs,
+             "previous_reference_id": link.previous_reference_id} for link in links]
+
+
+def reference_set_dict(reference: ReferenceRecord, previous: ReferenceRecord | None,
+                       links: Sequence[LinkRecord]) -> dict[str, Any]:
+    return {**reference_dict(reference),
+            "previous": reference_dict(previous) if previous else None,
+            "links": link_dicts(links)}

@@ -48,7 +48,8 @@ from perfd.store.tables import NAMING_CONVENTION, BigId, UtcDateTime, schema_met
 #   4 - budget_results (each run's budgets: value, limit, verdict, confidence, why).
 #   5 - benchmark_runs.steal_fraction (hypervisor steal on the benchmark CPUs during the run).
 #   6 - suite_references (reference build per suite x branch, who/why) and run_ratios.
-SCHEMA_VERSION = 6
+#   7 - reference_links (new/previous factor per benchmark x metric when a reference moves).
+SCHEMA_VERSION = 7
 
 VERSION_KEY = "schema_version"
 
@@ -356,6 +357,35 @@ def _v6(conn: Connection) -> None:
     md.create_all(conn, tables=[references, ratios])
 
 
+def _v7(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+    Table("benchmark_runs", md, Column("id", Integer, primary_key=True))
+    Table("suite_references", md, Column("id", Integer, primary_key=True))
+    links = Table(
+        "reference_links",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("reference_id", Integer, ForeignKey("suite_references.id"), nullable=False),
+        Column("previous_reference_id", Integer, ForeignKey("suite_references.id"),
+               nullable=False),
+        Column("benchmark", String(200), nullable=False),
+        Column("metric", String(64), nullable=False),
+        Column("factor", Double, nullable=False),
+        Column("ci_low", Double, nullable=False),
+        Column("ci_high", Double, nullable=False),
+        Column("n_pairs", Integer, nullable=False),
+        Column("pair_ratios", Text, nullable=False),
+        *(
+            Column(name, Integer, ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+                   nullable=True)
+            for name in ("previous_run_id", "reference_run_id")
+        ),
+        UniqueConstraint("reference_id", "benchmark", "metric"),
+        Index(None, "reference_id"),
+    )
+    md.create_all(conn, tables=[links])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "create environments, benchmark_runs, processes, measurements, statistics", _v1),
     (2, "create alerts and alert_events; index statistics by series", _v2),
@@ -363,6 +393,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "create budget_results", _v4),
     (5, "add benchmark_runs.steal_fraction", _v5),
     (6, "create suite_references and run_ratios", _v6),
+    (7, "create reference_links", _v7),
 ]
 
 

@@ -16,7 +16,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 
 from perfd.model import Summary
-from perfd.records import BudgetRecord, RatioRecord, ReferenceRecord
+from perfd.records import BudgetRecord, LinkRecord, RatioRecord, ReferenceRecord
 from perfd.store import alerts as a
 from perfd.store import budgets, references, runs
 from perfd.store.alerts import Alert, AlertEvent
@@ -126,6 +126,12 @@ class Reader:
         Raises StorageError."""
         with self._query("listing references") as conn:
             return references.list_references(conn, suite)
+
+    def list_links(self, suite: str | None = None) -> list[LinkRecord]:
+        """Every link between successive references (of one suite, or all), ordered by the
+        newer reference, benchmark and metric. Raises StorageError."""
+        with self._query("listing reference links") as conn:
+            return references.list_links(conn, suite)
 
     def ratios_for_runs(
         self, run_ids: Sequence[int], benchmark: str, metric: str

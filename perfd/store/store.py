@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine
 
 from perfd.model import EnvFingerprint, ProcessResult, RunResult, RunStart, Summary
-from perfd.records import BudgetRecord, RatioRecord, ReferenceRecord
+from perfd.records import BudgetRecord, LinkMeasure, LinkRecord, RatioRecord, ReferenceRecord
 from perfd.store import alerts as a
 from perfd.store import budgets, references, runs
 from perfd.store.alerts import Alert, AlertDraft, AlertEvent
@@ -240,14 +240,28 @@ class ResultStore:
     # -- reference builds and ratios
 
     def set_reference(
-        self, suite: str, branch: str, rev: str, commit_sha: str, *, set_by: str, reason: str
+        self,
+        suite: str,
+        branch: str,
+        rev: str,
+        commit_sha: str,
+        *,
+        set_by: str,
+        reason: str,
+        links: Sequence[LinkMeasure] = (),
+        previous_reference_id: int | None = None,
     ) -> ReferenceRecord:
         """Make ``commit_sha`` (typed as ``rev``) the reference build of suite x branch,
-        keeping earlier settings as history; returns the stored setting. Raises ValueError
-        for a malformed sha, UsageError for a blank set_by or reason, StorageError."""
+        keeping earlier settings as history, with ``links`` (how it measured against the
+        current reference ``previous_reference_id``) in the same transaction; returns the
+        stored setting. Raises ValueError for a malformed sha, UsageError for a blank set_by
+        or reason or links without previous_reference_id, ConflictError (nothing stored)
+        when the reference moved meanwhile or a link is given twice, NotFoundError for an
+        unknown run of a link, StorageError."""
         with self._write(f"setting the reference of {suite} on {branch}") as conn:
             reference_id = references.insert_reference(
-                conn, suite, branch, rev, commit_sha, set_by, reason, self._clock()
+                conn, suite, branch, rev, commit_sha, set_by, reason, self._clock(),
+                links=links, previous_reference_id=previous_reference_id,
             )
             return references.read_reference(conn, reference_id)
 
@@ -262,6 +276,12 @@ class ResultStore:
         Raises StorageError."""
         with self.reading() as r:
             return r.list_references(suite)
+
+    def list_links(self, suite: str | None = None) -> list[LinkRecord]:
+        """Every link between successive references (of one suite, or all), ordered by the
+        newer reference, benchmark and metric. Raises StorageError."""
+        with self.reading() as r:
+            return r.list_links(suite)
 
     def save_ratios(self, records: Sequence[RatioRecord]) -> None:
         """Store current/reference ratios in one transaction. Raises NotFoundError for an

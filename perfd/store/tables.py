@@ -354,3 +354,30 @@ run_ratios = Table(
     UniqueConstraint("run_id", "benchmark", "metric"),
     Index(None, "run_id"),
 )
+
+# One row per reference setting x benchmark x metric measured against the reference it
+# replaced, in a long lock-step paired run: factor = new reference / previous reference (the
+# median of every pair's new/previous ratio, JSON list in pair order) with its confidence
+# interval. A ratio r against the previous reference is r / factor against the new one, so a
+# ratio series stays continuous when the reference moves.
+reference_links = Table(
+    "reference_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reference_id", Integer, ForeignKey("suite_references.id"), nullable=False),  # new
+    Column("previous_reference_id", Integer, ForeignKey("suite_references.id"), nullable=False),
+    Column("benchmark", String(NAME_LEN), nullable=False),
+    Column("metric", String(METRIC_LEN), nullable=False),
+    Column("factor", Double, nullable=False),  # new / previous
+    Column("ci_low", Double, nullable=False),
+    Column("ci_high", Double, nullable=False),
+    Column("n_pairs", Integer, nullable=False),
+    Column("pair_ratios", Text, nullable=False),
+    # the paired run's two stored sides
+    Column("previous_run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+           nullable=True),
+    Column("reference_run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+           nullable=True),
+    UniqueConstraint("reference_id", "benchmark", "metric"),
+    Index(None, "reference_id"),
+)

@@ -93,6 +93,30 @@ def test_a_relative_limit_without_a_baseline_has_no_data() -> None:
     assert both.status is BudgetStatus.PASS  # the absolute half can still be judged
 
 
+def test_a_limit_against_the_reference_goes_through_the_paired_rule() -> None:
+    reference = run([1000 + i for i in range(8)])
+    current = run([1100 + i for i in range(8)])
+    pairs = [1.1, 1.098, 1.102, 1.099, 1.101, 1.097, 1.103, 1.1]  # current/reference, per pair
+    budget = spec(max_regression_pct=5.0, against_reference=True)
+    r = evaluate_budget(budget, current, reference, direction=Direction.LOWER,
+                        rng=np.random.default_rng(RNG_SEED), reference_pairs=pairs)
+    assert r.status is BudgetStatus.FAIL and "against the reference" in r.reason
+    assert r.confidence is Confidence.HIGH and r.change_pct == pytest.approx(9.9, abs=0.2)
+    within = evaluate_budget(budget, run([1020 + i for i in range(8)]), reference,
+                             direction=Direction.LOWER, reference_pairs=[1.02] * 8)
+    assert within.status is BudgetStatus.PASS
+    unpaired = evaluate_budget(budget, current, None, direction=Direction.LOWER)
+    assert unpaired.status is BudgetStatus.NO_DATA and "not paired" in unpaired.reason
+
+
+def test_a_change_beyond_the_allowance_that_cannot_be_proven_is_no_data() -> None:
+    # 5 pairs: the signed-rank test cannot reach p < 0.05, so a +10% estimate is unproven
+    r = evaluate_budget(spec(max_regression_pct=5.0, max_value=5000.0, against_reference=True),
+                        run([1100 + i for i in range(5)]), run([1000 + i for i in range(5)]),
+                        direction=Direction.LOWER, reference_pairs=[1.1] * 5)
+    assert r.status is BudgetStatus.NO_DATA and "too little to judge" in r.reason
+
+
 def test_tail_statistics_have_no_process_ci() -> None:
     tail = spec(statistic="p99", max_value=3000.0)
     many = judge(tail, run([2000] * 5, p99=3100.0, n_samples=500))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from perfd.store import (
 )
 from perfd.store import tables as t
 from tests.unit import test_store
+from tests.unit.conftest import CLOCK_START, FakeClock
 from tests.unit.test_store import (
     HOST,
     SHA_A,
@@ -38,37 +38,11 @@ from tests.unit.test_store_migrations import old_database, write_old_run
 # The databases test_store.py runs against (SQLite; PostgreSQL when configured).
 store_url = test_store.store_url
 
-T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+T0 = CLOCK_START
 SHA_C = "c3" * 20
 KEY = SeriesKey("core", "hash_insert", "time", "bench-01-epyc", "hcfg-hash-insert")
 OTHER_KEY = SeriesKey("core", "parse_json", "time", "bench-01-epyc", "hcfg-parse")
 MACHINE_KEY = SeriesKey("core", "", "time", "bench-01-epyc", "cfg0123456789abc")
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, minutes: int) -> datetime:
-        self.now += timedelta(minutes=minutes)
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def store(store_url: str, clock: FakeClock) -> Iterator[ResultStore]:
-    store = ResultStore.open(store_url, clock=clock)
-    yield store
-    store.close()
 
 
 def make_draft(series: SeriesKey = KEY, **changes: Any) -> AlertDraft:

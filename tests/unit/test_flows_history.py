@@ -1,0 +1,70 @@
+"""Which runs of a history face which: the stable stretch before a step and the streak after
+it, with literal series."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from perfd.flows.history import MAX_STREAK, stable_stretch, trailing_step
+from perfd.model import Direction
+from perfd.store import SeriesPoint
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def series(*medians: float) -> list[SeriesPoint]:
+    return [SeriesPoint(run_id=i + 1, commit_sha=f"{i:040x}", started_at=T0 + timedelta(hours=i),
+                        finished_at=T0 + timedelta(hours=i, minutes=1), median=m, cv=0.01,
+                        n_processes=5, environment_hash="env")
+            for i, m in enumerate(medians)]
+
+
+def ids(points) -> list[int]:
+    return [p.run_id for p in points]
+
+
+def test_a_new_worse_run_faces_the_five_runs_before_it():
+    step = trailing_step(series(1.0, 1.001, 0.999, 1.0, 1.002, 1.0, 1.01), Direction.LOWER, 0.5)
+    assert ids(step.after) == [7] and step.worse_runs == 1
+    assert ids(step.baseline) == [2, 3, 4, 5, 6]
+
+
+def test_the_streak_grows_against_the_same_baseline():
+    # +1% from run 7 on: at run 9 the three worse runs face runs 2..6 (the consistency count)
+    step = trailing_step(series(1.0, 1.001, 0.999, 1.0, 1.002, 1.0, 1.01, 1.011, 1.009),
+                         Direction.LOWER, 0.5)
+    assert ids(step.after) == [7, 8, 9] and step.worse_runs == 3
+    assert ids(step.baseline) == [2, 3, 4, 5, 6]
+
+
+def test_a_one_run_excursion_is_left_out_of_the_baseline():
+    step = trailing_step(series(1.0, 1.0, 1.2, 1.0, 1.0, 1.0, 1.01), Direction.LOWER, 0.5)
+    assert ids(step.after) == [7]
+    assert ids(step.baseline) == [2, 4, 5, 6]
+
+
+def test_a_run_back_to_normal_is_no_streak():
+    step = trailing_step(series(1.0, 1.0, 1.0, 1.01, 1.0), Direction.LOWER, 0.5)
+    assert step.worse_runs == 0 and ids(step.after) == [5] and ids(step.baseline) == [1, 2, 3]
+
+
+def test_higher_is_better_counts_drops_as_worse():
+    step = trailing_step(series(100.0, 100.0, 100.0, 98.0, 97.9), Direction.HIGHER, 1.0)
+    assert ids(step.after) == [4, 5] and step.worse_runs == 2
+    assert trailing_step(series(100.0, 100.0, 103.0), Direction.HIGHER, 1.0).worse_runs == 0
+
+
+def test_a_streak_that_never_alerted_becomes_the_new_level():
+    long = series(*([1.0] * 5 + [1.01] * (MAX_STREAK + 3)))
+    assert trailing_step(long, Direction.LOWER, 0.5).worse_runs == 0
+
+
+def test_a_stretch_of_outliers_only_is_kept_whole():
+    assert ids(stable_stretch(series(1.0, 2.0), 0.5)) == [1, 2]
+
+
+def test_two_runs_are_needed():
+    with pytest.raises(ValueError, match="at least two runs"):
+        trailing_step(series(1.0), Direction.LOWER, 0.5)
