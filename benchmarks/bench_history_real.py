@@ -28,6 +28,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -127,8 +128,11 @@ class Mode:
     name: str
     services: Services
     seconds: list[float] = field(default_factory=list)
+    alert_seconds: list[float] = field(default_factory=list)  # perfd alert, confirmation included
+    refuted: int = 0  # suspected steps that the confirming A/B refuted
     contended: int = 0
-    opened: list[tuple[int, str, str]] = field(default_factory=list)  # (commit, benchmark, metric)
+    # alerts opened: (the commit they name as first bad, benchmark, metric)
+    opened: list[tuple[int, str, str]] = field(default_factory=list)
     resolved: list[tuple[int, str, str]] = field(default_factory=list)
     values: dict[str, dict[int, float]] = field(default_factory=dict)  # benchmark -> commit -> value
     # `perfd analyze` over the whole history: (commit of the step, benchmark, worse?) of the
@@ -136,7 +140,7 @@ class Mode:
     steps: list[tuple[int, str, bool]] = field(default_factory=list)
 
 
-def measure_commit(mode: Mode, index: int, sha: str, solo: bool) -> None:
+def measure_commit(mode: Mode, index: int, sha: str, solo: bool, shas: list[str]) -> None:
     started = time.perf_counter()
     report = run(mode.services, RunRequest(suite="example", commit=sha, solo=solo, retries=1,
                                            retry_delay_s=1.0))
@@ -152,11 +156,21 @@ def measure_commit(mode: Mode, index: int, sha: str, solo: bool) -> None:
         for s in report.outcome.result.statistics:
             if s.metric == "time":
                 mode.values.setdefault(s.benchmark, {})[index] = s.median
+    started = time.perf_counter()
     evaluation = evaluate_alerts(mode.services, EvaluateRequest(policy=AlertPolicy(),
                                                                 evidence=False))
+    mode.alert_seconds.append(time.perf_counter() - started)
+    mode.refuted += sum(d.action is AlertAction.REFUTED for d in evaluation.decisions)
+    if os.environ.get("BENCH_VERBOSE"):
+        for d in evaluation.decisions:
+            if d.action not in (AlertAction.QUIET, AlertAction.SKIPPED):
+                print(f"  {mode.name} {index}: {d.series.benchmark}/{d.series.metric} "
+                      f"{d.action.value}: {d.note[:160]}", file=sys.stderr)
     for d in evaluation.decisions:
         if d.action is AlertAction.OPENED:
-            mode.opened.append((index, d.series.benchmark, d.series.metric))
+            alert, _events = mode.services.store.get_alert(d.alert_id or 0)
+            mode.opened.append((shas.index(alert.first_bad_commit), d.series.benchmark,
+                                d.series.metric))
         elif d.action is AlertAction.RESOLVED:
             mode.resolved.append((index, d.series.benchmark, d.series.metric))
 
@@ -243,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                     hog = subprocess.Popen(["taskset", "-c", str(args.hog_cpu), "sh", "-c",
                                             "while :; do :; done"])
                 try:
-                    measure_commit(paired, i, sha, solo=False)
-                    measure_commit(solo, i, sha, solo=True)
+                    measure_commit(paired, i, sha, solo=False, shas=shas)
+                    measure_commit(solo, i, sha, solo=True, shas=shas)
                 finally:
                     if hog is not None:
                         hog.kill()
@@ -286,8 +300,10 @@ def report(args: argparse.Namespace, argv: list[str], results: list[tuple[Mode, 
             cells = [f"{cv:.2%}" if cv is not None else "-" for cv in cvs]
             out.append(f"| {h} | {mode.name} | " + " | ".join(cells) +
                        f" | {mode.contended} | {statistics.median(mode.seconds):.1f} |")
-    out += ["", "| history | mode | +2% at its commit | +1% at its commit | excursion: opened at "
-            "15 | resolved at 16 | false alerts (commit, benchmark, metric) |",
+    out += ["", "Alerts, by the first bad commit each names (opened after the A/B confirmed it; "
+            "a step may open one run later, once its streak shows it):", "",
+            "| history | mode | +2% at its commit | +1% at its commit | excursion: at 15 | "
+            "resolved by the run at 16 | false alerts (first bad commit, benchmark, metric) |",
             "|---|---|---|---|---|---|---|"]
     for h, pair in enumerate(results, start=1):
         for mode in pair:
@@ -314,6 +330,8 @@ def report(args: argparse.Namespace, argv: list[str], results: list[tuple[Mode, 
 
 
 if __name__ == "__main__":
+    # A TERM (kill) unwinds like an exception, so the finally above stops the hog too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # Never two benchmarks at once: wait for any perfd run, compare or benchmark on this machine.
     with holding_machine("benchmarks/bench_history_real.py"):
         sys.exit(main())

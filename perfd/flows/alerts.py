@@ -16,8 +16,9 @@ per benchmark.
 commit (the baseline run's) and the first bad one run now in adaptive lock-step pairs, as
 `perfd compare` runs them. The alert opens with the A/B's change, CI and confidence when the
 A/B shows the regression; otherwise it is recorded as a FALSE_POSITIVE of perfd's, with the
-A/B's answer, and not asked again for the same run. When commits nobody measured lie between
-the two, the alert names the range.
+A/B's answer. A step an alert was raised for once (the same last good and first bad commit
+of the series), refuted or resolved since, is not raised again. When commits nobody measured
+lie between the two, the alert names the range.
 """
 
 from __future__ import annotations
@@ -224,9 +225,10 @@ def evaluate(store: ResultStore, suites: Mapping[str, SuiteConfig], machine_id: 
     ``confirm``, code alerts open only once their step is confirmed (module docstring)."""
     with store.reading() as reader:
         decisions, by_suite, active = _judge(reader, suites, machine_id, policy, suite_filter)
-        refuted = {(a.series, a.last_run_id) for a in reader.list_alerts(
-            state=["FALSE_POSITIVE"], suite=suite_filter, machine_id=machine_id, limit=1000)
-            if a.reason.startswith(REFUTED)} if confirm is not None else set()
+        # the steps (series, last good, first bad) an alert was raised for already, refuted
+        # by its A/B or not: a later run that sees the same step again pages nobody twice
+        raised = {(a.series, a.baseline_commit, a.first_bad_commit): a for a in reader.list_alerts(
+            suite=suite_filter, machine_id=machine_id, limit=1000)} if confirm is not None else {}
     for suite_name, candidates in by_suite.items():
         adjusted = apply_fdr([c.comparison for c in candidates], q=policy.fdr_q)
         candidates = [replace(c, comparison=a) for c, a in zip(candidates, adjusted, strict=True)]
@@ -238,9 +240,14 @@ def evaluate(store: ResultStore, suites: Mapping[str, SuiteConfig], machine_id: 
         to_open: list[_Candidate] = []
         for c in candidates:
             if confirm is not None and active.get(c.key) is None and _serious(c, policy):
-                if (c.key, c.latest.run_id) in refuted:
-                    decisions.append(Decision(c.key, AlertAction.KEPT, "refuted earlier by a "
-                                              "lock-step A/B: no new run since", None, c.comparison))
+                earlier = raised.get((c.key, c.baseline.commit_sha, c.first_bad_commit))
+                if earlier is not None:
+                    what = ("a lock-step A/B refuted it" if earlier.reason.startswith(REFUTED)
+                            else f"it is {earlier.state}")
+                    decisions.append(Decision(
+                        c.key, AlertAction.KEPT, f"alert {earlier.id} was raised for this step "
+                        f"({c.baseline.commit_sha[:12]}..{c.first_bad_commit[:12]}) and {what}",
+                        earlier.id, c.comparison))
                 else:
                     to_open.append(c)
                 continue

@@ -373,6 +373,10 @@ def _change_points(values_of: _Values, points: Sequence[SeriesPoint], key: Serie
     return tuple(out)
 
 
+# A one-run excursion stands this many robust SDs of the segment's run-to-run noise apart.
+EXCURSION_NOISE_SDS = 5.0
+
+
 def min_step_pct(threshold: float) -> float:
     """The smallest step the detector reports: a fifth of the threshold, at least 1% (run
     medians measured alone wobble by that much), but at most half a threshold below 2%, so a
@@ -396,7 +400,12 @@ def _excursions(segment: Sequence[SeriesPoint], values: dict[int, list[float]],
         new_level = float(np.median([p.median for p in new]))
         going = worse_pct(old_level, run.median, direction)
         coming = worse_pct(run.median, new_level, direction)
-        if abs(going) <= threshold or abs(coming) <= threshold or (going > 0) == (coming > 0):
+        # beyond the threshold and beyond what runs of this segment wobble by: one run's
+        # pairs do not show the run-to-run noise, so a merely noisy run would pass the rule
+        others = np.array([p.median for j, p in enumerate(segment) if j != i])
+        wobble = 100.0 * 1.4826 * float(np.median(np.abs(others - np.median(others)))) / old_level
+        least = max(threshold, EXCURSION_NOISE_SDS * wobble)
+        if abs(going) <= least or abs(coming) <= least or (going > 0) == (coming > 0):
             continue
         into = _judge_step(old, [run], values, direction, threshold, opts,
                            old[-1].environment_hash != run.environment_hash, rng)

@@ -78,8 +78,26 @@ def trailing_step(points: Sequence[SeriesPoint], direction: Direction,
         level = statistics.median(p.median for p in points[max(0, n - k - BASELINE_RUNS):n - k])
         if all(worse_pct(level, p.median, direction) > threshold_pct for p in points[n - k:]):
             streak = k
-    cut = n - max(streak, 1)
-    return Step(stable_stretch(points[:cut], threshold_pct), tuple(points[cut:]), streak)
+    if streak < 2:
+        cut = n - 1
+    else:  # where in the streak did it step? Noise above the threshold can start it early
+        w0 = max(0, n - streak - BASELINE_RUNS)
+        cut = w0 + _step_at([p.median for p in points[w0:]], n - streak - w0)
+    return Step(stable_stretch(points[:cut], threshold_pct), tuple(points[cut:]),
+                n - cut if streak else 0)
+
+
+def _step_at(values: Sequence[float], earliest: int) -> int:
+    """The split j >= ``earliest`` of ``values`` with the largest least-squares gain of one
+    mean shift, (mean after - mean before)^2 * n_before * n_after: where the step is, as
+    the change-point detector would place it."""
+    best, best_gain = earliest, -1.0
+    for j in range(max(1, earliest), len(values)):
+        left, right = values[:j], values[j:]
+        gain = (sum(right) / len(right) - sum(left) / len(left)) ** 2 * len(left) * len(right)
+        if gain > best_gain:
+            best, best_gain = j, gain
+    return best
 
 
 def stable_stretch(points: Sequence[SeriesPoint], threshold_pct: float) -> tuple[SeriesPoint, ...]:

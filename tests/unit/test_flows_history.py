@@ -68,3 +68,17 @@ def test_a_stretch_of_outliers_only_is_kept_whole():
 def test_two_runs_are_needed():
     with pytest.raises(ValueError, match="at least two runs"):
         trailing_step(series(1.0), Direction.LOWER, 0.5)
+
+
+def test_noise_above_the_threshold_does_not_start_the_step_early():
+    # runs 6 and 7 wobble 0.6% (noise above a 0.5% threshold), run 8 is a +20% excursion:
+    # the step is at run 8, not at the first noisy run of the streak
+    step = trailing_step(series(1.0, 1.001, 0.999, 1.0, 1.002, 1.006, 1.007, 1.2),
+                         Direction.LOWER, 0.5)
+    assert ids(step.after) == [8] and step.worse_runs == 1
+
+
+def test_a_small_step_behind_a_noisy_run_is_placed_at_its_run():
+    step = trailing_step(series(1.0, 1.001, 0.999, 1.0, 1.002, 1.006, 1.012, 1.011, 1.013),
+                         Direction.LOWER, 0.5)
+    assert ids(step.after) == [7, 8, 9] and step.worse_runs == 3
