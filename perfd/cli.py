@@ -18,6 +18,7 @@ from perfd.errors import (
     PerfdError,
     UsageError,
 )
+from perfd.records import JOB_STATES
 
 EXIT_CODES = """\
 exit codes:
@@ -247,6 +248,36 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.required = True
     db_sub.add_parser("upgrade", help="apply pending schema migrations")
     db_sub.add_parser("version", help="print the schema version of the database")
+
+    dm = sub.add_parser("daemon", help="the service: scheduled tiers, job queue, HTTP API, "
+                                       "/metrics (see docs/install.md)")
+    dm.add_argument("--stop-timeout", type=float, default=30.0, metavar="S",
+                    help="on SIGTERM, seconds the job in hand gets to finish before it is put "
+                         "back in the queue (default 30)")
+
+    eq = sub.add_parser("enqueue", help="queue a job for the daemon of this machine")
+    eq.add_argument("--suite", required=True)
+    eq.add_argument("--commit", required=True, metavar="REV", help="commit id, branch or tag")
+    eq.add_argument("--tier", default="commit", choices=["commit", "nightly", "weekly"])
+    eq.add_argument("--branch", help="the tracked branch it is on (default: the suite's first)")
+    eq.add_argument("--json", action="store_true")
+
+    jb = sub.add_parser("jobs", help="the daemon's job queue")
+    jb_sub = jb.add_subparsers(dest="jobs_command", metavar="ACTION", parser_class=_Parser)
+    jb_sub.required = True
+    jl = jb_sub.add_parser("list", help="jobs newest first")
+    jl.add_argument("--state", action="append", choices=list(JOB_STATES))
+    jl.add_argument("--suite")
+    jl.add_argument("--limit", type=int, default=30)
+    jl.add_argument("--all-machines", action="store_true")
+    jl.add_argument("--json", action="store_true")
+    js = jb_sub.add_parser("show", help="one job")
+    js.add_argument("job_id", type=int)
+    js.add_argument("--json", action="store_true")
+    jc = jb_sub.add_parser("cancel", help="cancel a queued or running job")
+    jc.add_argument("job_id", type=int)
+    jc.add_argument("--reason", default="")
+    jc.add_argument("--by", help="who (default: $USER)")
 
     h = sub.add_parser("harness", help="where the C harness is, for building benchmarks")
     group = h.add_mutually_exclusive_group(required=True)

@@ -285,11 +285,56 @@ def cmd_harness(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from perfd.daemon.app import main as daemon_main
+
+    return daemon_main(config_path(args), cwd=Path.cwd(), stop_timeout_s=args.stop_timeout)
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    from perfd.flows.jobs import EnqueueRequest, enqueue
+    from perfd.report.jobs import job_dict, job_line
+
+    done = enqueue(services(args), EnqueueRequest(
+        suite=args.suite, commit=args.commit, tier=args.tier, branch=args.branch,
+        requested_by=os.environ.get("USER") or "cli"))
+    if args.json:
+        print(json.dumps({**job_dict(done.job), "created": done.created,
+                          "skipped": list(done.skipped)}, indent=2))
+    else:
+        print(("queued " if done.created else "already queued: ") + job_line(done.job))
+        if done.skipped:
+            print(f"skipped older queued job(s) {', '.join(map(str, done.skipped))} (burst policy)")
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from perfd.flows import jobs as flow
+    from perfd.report.jobs import job_dict, job_text, jobs_table
+
+    svc = services(args)
+    if args.jobs_command == "list":
+        found = flow.list_jobs(svc, states=args.state, suite=args.suite, limit=args.limit,
+                               all_machines=args.all_machines)
+        print(json.dumps([job_dict(j) for j in found], indent=2) if args.json
+              else jobs_table(found))
+        return EXIT_OK
+    if args.jobs_command == "show":
+        job = flow.show_job(svc, args.job_id)
+        print(json.dumps(job_dict(job), indent=2) if args.json else job_text(job))
+        return EXIT_OK
+    job = flow.cancel_job(svc, args.job_id, args.by or os.environ.get("USER") or "cli",
+                          args.reason)
+    print(job_text(job))
+    return EXIT_OK
+
+
 COMMANDS = {
     "analyze": cmd_analyze,
     "run": cmd_run, "compare": cmd_compare, "alert": cmd_alert, "evidence": cmd_evidence,
     "runs": cmd_runs, "budgets": cmd_budgets, "reference": cmd_reference,
     "check-config": cmd_check_config, "schema": cmd_schema, "db": cmd_db, "harness": cmd_harness,
+    "daemon": cmd_daemon, "enqueue": cmd_enqueue, "jobs": cmd_jobs,
 }
 
 

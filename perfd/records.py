@@ -346,3 +346,79 @@ class LinkRecord:
 
     def __post_init__(self) -> None:
         check_pairs(self, "factor")
+
+
+# ----------------------------------------------------------------------------- jobs
+
+JOB_KINDS = ("run", "confirm", "evidence", "rerun")  # rerun: a run again after CONTENDED
+JOB_STATES = ("QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "SKIPPED")
+JOB_ACTIVE_STATES = ("QUEUED", "RUNNING")
+# Claimed first: a confirmation before routine work (it decides whether someone is paged).
+JOB_PRIORITY = {"confirm": 20, "evidence": 10, "rerun": 5, "run": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class JobDraft:
+    """A job to enqueue: measure ``suite`` at ``commit_sha`` with ``tier``'s sizes on
+    ``machine_id``. ``payload`` carries kind-specific arguments (JSON-able)."""
+
+    suite: str
+    commit_sha: str
+    tier: str
+    kind: str
+    machine_id: str
+    branch: str | None = None
+    priority: int | None = None  # None: JOB_PRIORITY[kind]
+    max_attempts: int = 3
+    not_before: datetime | None = None  # not claimed before this time
+    payload: Mapping[str, Any] | None = None
+    requested_by: str = "perfd"  # who or what asked: "poll", "webhook", "schedule", a user
+
+    def __post_init__(self) -> None:
+        check_sha(self.commit_sha, "JobDraft.commit_sha")
+        if self.kind not in JOB_KINDS:
+            raise ValueError(f"JobDraft.kind: must be one of {', '.join(JOB_KINDS)}, "
+                             f"got {self.kind!r}")
+        if self.max_attempts < 1:
+            raise ValueError(f"JobDraft.max_attempts: must be >= 1, got {self.max_attempts}")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A stored job. ``lease_owner``/``lease_expires_at``: the worker that claimed it and
+    until when (extended by its heartbeat); ``attempts`` counts claims; ``error`` is the last
+    failure; ``run_id`` the run a finished run job stored."""
+
+    id: int
+    suite: str
+    commit_sha: str
+    branch: str | None
+    tier: str
+    kind: str
+    machine_id: str
+    state: str
+    priority: int
+    attempts: int
+    max_attempts: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    not_before: datetime | None
+    error: str | None
+    note: str
+    run_id: int | None
+    payload: Mapping[str, Any]
+    requested_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None = None  # the worker's last claim or heartbeat
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """The queue of one machine (or all) at one moment, for metrics and /readyz."""
+
+    by_state: Mapping[str, int]  # every JOB_STATES key, 0 when none
+    oldest_queued_age_s: float | None  # the longest-waiting QUEUED job, None when none
+    running: int  # RUNNING jobs whose lease has not expired
+    expired_leases: int  # RUNNING jobs whose lease has expired (a worker died)

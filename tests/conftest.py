@@ -1,12 +1,16 @@
-"""Fixtures shared by every test tree: real git repositories and perfd run in-process."""
+"""Fixtures shared by every test tree: real git repositories, perfd run in-process, and a
+real PostgreSQL server."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.postgres import MISSING, PostgresCluster, server_bindir
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
@@ -43,3 +47,20 @@ def cli(capsys: pytest.CaptureFixture[str]):
 
     return run
 
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server of this session (started when a test first needs it); its
+    ``create_database()`` gives a new empty database. Fails, never skips, without the
+    server binaries."""
+    bindir = server_bindir()
+    if bindir is None:
+        pytest.fail(MISSING, pytrace=False)
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+    except RuntimeError as exc:
+        cluster.stop()
+        pytest.fail(f"cannot start the test PostgreSQL server: {exc}", pytrace=False)
+    yield cluster
+    cluster.stop()

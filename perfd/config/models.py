@@ -12,11 +12,12 @@ import fnmatch
 import re
 import shlex
 import socket
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -1060,6 +1061,124 @@ def _default_storage_url(data: dict[str, Any]) -> str:
     return f"sqlite:///{data['data_dir']}/perfd.db"
 
 
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOST_PORT_RE = re.compile(r"^(?P<host>[^\s:]+|\[[0-9a-fA-F:]+\]):(?P<port>[0-9]{1,5})$")
+
+
+class HttpConfig(BaseModel):
+    """The daemon's one HTTP port: /metrics, /healthz, /readyz, /api/v1, webhooks."""
+
+    model_config = _FROZEN
+
+    listen: str = Field(
+        default="127.0.0.1:8470",
+        description="host:port to bind; loopback by default (0.0.0.0 exposes it to the "
+        "network: put it behind a firewall or proxy).",
+    )
+    token_env: NonEmptyStr = Field(
+        default="PERFD_API_TOKEN",
+        description="Environment variable holding the bearer token that write endpoints "
+        "(enqueue, alert state changes) require; unset: every write is refused.",
+    )
+    webhook_secret_env: NonEmptyStr = Field(
+        default="PERFD_WEBHOOK_SECRET",
+        description="Environment variable holding the GitHub webhook secret (HMAC-SHA256 "
+        "signatures); unset: every webhook is refused.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        match = _HOST_PORT_RE.match(value)
+        if match is None or not 0 < int(match["port"]) < 65536:
+            raise _fail("listen", f"expected host:port such as 127.0.0.1:8470, got "
+                                  f"{describe_value(value)}")
+        return value
+
+    def address(self) -> tuple[str, int]:
+        """(host, port) to bind."""
+        match = _HOST_PORT_RE.match(self.listen)
+        assert match is not None
+        return match["host"].strip("[]"), int(match["port"])
+
+
+class ScheduleConfig(BaseModel):
+    """A cron tier: run every suite that declares ``tier`` at a wall-clock time."""
+
+    model_config = _FROZEN
+
+    tier: Literal["nightly", "weekly"] = Field(description="Which tier this schedule runs.")
+    at: str = Field(description="Local time HH:MM in ``timezone``.",
+                    pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    days: tuple[Day, ...] = Field(
+        default=_DAYS,
+        description="Day names (never numbers: cron's 0 is Sunday, APScheduler's Monday); "
+        "default every day. A weekly schedule names its day, e.g. [sun].",
+    )
+    timezone: NonEmptyStr = Field(default="UTC", description="IANA time zone, e.g. Europe/Berlin.")
+    misfire_grace_s: PosFloat = Field(
+        default=3600.0,
+        description="A run that could not start on time (the daemon busy or down) still "
+        "starts up to this late; beyond it the start-up catch-up from perfd's records runs it.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise _fail("timezone", f"unknown time zone {describe_value(value)} (use an IANA "
+                                    "name such as UTC or Europe/Berlin)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _weekly_names_its_days(self) -> ScheduleConfig:
+        if not self.days:
+            raise _fail("days", "needs at least one day name")
+        if self.tier == "weekly" and len(self.days) == 7:
+            raise _fail("days", "a weekly schedule names its day(s), e.g. days: [sun]")
+        return self
+
+
+class PollConfig(BaseModel):
+    """Per-commit tier by polling: new commits on the suites' tracked branches."""
+
+    model_config = _FROZEN
+
+    interval_s: float = Field(
+        default=60.0, ge=0, allow_inf_nan=False,
+        description="Seconds between polls of each tracked repository; 0 turns polling off "
+        "(webhooks and perfd enqueue still work).",
+    )
+    max_backoff_s: PosFloat = Field(
+        default=900.0, description="Longest wait between retries of an unreachable remote."
+    )
+
+
+class JobsConfig(BaseModel):
+    """The job queue: leases, retries and what a burst of pushes does."""
+
+    model_config = _FROZEN
+
+    lease_s: PosFloat = Field(
+        default=300.0,
+        description="A claimed job belongs to its worker this long; the worker's heartbeat "
+        "extends it. A job whose worker died is claimed again once its lease expires.",
+    )
+    heartbeat_s: PosFloat = Field(default=30.0, description="How often a worker extends its lease.")
+    max_attempts: int = Field(
+        default=3, ge=1, description="A job that fails this many times stays FAILED with its error."
+    )
+    burst: Literal["newest", "all"] = Field(
+        default="newest",
+        description="A push of several commits: newest measures the newest commit of each "
+        "suite x branch and marks the queued older ones SKIPPED (kept as unmeasured for "
+        "bisection); all measures every one.",
+    )
+
+
 class DaemonConfig(BaseModel):
     """The daemon file: where perfd keeps its data and finds suites and budgets."""
 
@@ -1089,6 +1208,12 @@ class DaemonConfig(BaseModel):
         validate_default=True,
         description="Budgets file (may be absent); relative to this file.",
     )
+    http: HttpConfig = Field(default_factory=HttpConfig, description="The daemon's HTTP port.")
+    schedules: tuple[ScheduleConfig, ...] = Field(
+        default=(), description="Cron tiers (nightly, weekly) of the daemon."
+    )
+    poll: PollConfig = Field(default_factory=PollConfig, description="Polling for new commits.")
+    jobs: JobsConfig = Field(default_factory=JobsConfig, description="The job queue.")
 
     @model_validator(mode="before")
     @classmethod

@@ -2,8 +2,8 @@
 
 Modules, one concern each: ``engine`` (URLs, SQLite settings, transactions, read
 snapshots, error mapping), ``tables`` and ``migrations`` (the schema and its versions),
-``runs``, ``series``, ``alerts``, ``budgets`` and ``references`` (SQL of their concern,
-functions of a Connection), ``reader`` (reads through one snapshot) and ``store`` (the
+``runs``, ``series``, ``alerts``, ``budgets``, ``references`` and ``jobs`` (SQL of their
+concern, functions of a Connection), ``reader`` (reads through one snapshot) and ``store`` (the
 ResultStore facade). The values they return are defined in ``perfd.records`` and
 re-exported here.
 """
@@ -13,14 +13,21 @@ from perfd.records import (
     ALERT_KINDS,
     ALERT_STATES,
     CONFIDENCES,
+    JOB_ACTIVE_STATES,
+    JOB_KINDS,
+    JOB_PRIORITY,
+    JOB_STATES,
     TERMINAL_STATES,
     Alert,
     AlertDraft,
     AlertEvent,
     BudgetRecord,
+    Job,
+    JobDraft,
     LinkMeasure,
     LinkRecord,
     ProcessInfo,
+    QueueStats,
     RatioRecord,
     ReferenceRecord,
     RunDetail,
@@ -39,15 +46,22 @@ __all__ = [
     "ALERT_STATES",
     "CONFIDENCES",
     "DEFAULT_BUSY_TIMEOUT_MS",
+    "JOB_ACTIVE_STATES",
+    "JOB_KINDS",
+    "JOB_PRIORITY",
+    "JOB_STATES",
     "SCHEMA_VERSION",
     "TERMINAL_STATES",
     "Alert",
     "AlertDraft",
     "AlertEvent",
     "BudgetRecord",
+    "Job",
+    "JobDraft",
     "LinkMeasure",
     "LinkRecord",
     "ProcessInfo",
+    "QueueStats",
     "RatioRecord",
     "Reader",
     "ReferenceRecord",

@@ -49,7 +49,8 @@ from perfd.store.tables import NAMING_CONVENTION, BigId, UtcDateTime, schema_met
 #   5 - benchmark_runs.steal_fraction (hypervisor steal on the benchmark CPUs during the run).
 #   6 - suite_references (reference build per suite x branch, who/why) and run_ratios.
 #   7 - reference_links (new/previous factor per benchmark x metric when a reference moves).
-SCHEMA_VERSION = 7
+#   8 - jobs (the daemon's queue: claimed with a lease and heartbeat, one active per key).
+SCHEMA_VERSION = 8
 
 VERSION_KEY = "schema_version"
 
@@ -386,6 +387,43 @@ def _v7(conn: Connection) -> None:
     md.create_all(conn, tables=[links])
 
 
+def _v8(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+    Table("benchmark_runs", md, Column("id", Integer, primary_key=True))
+    active = text("state IN ('QUEUED', 'RUNNING')")
+    jobs = Table(
+        "jobs",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("suite", String(200), nullable=False),
+        Column("commit_sha", String(40), nullable=False),
+        Column("branch", String(200), nullable=True),
+        Column("tier", String(32), nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("machine_id", String(200), nullable=False),
+        Column("state", String(16), nullable=False),
+        *(Column(name, Integer, nullable=False)
+          for name in ("priority", "attempts", "max_attempts")),
+        Column("lease_owner", String(200), nullable=True),
+        *(Column(name, UtcDateTime, nullable=True)
+          for name in ("lease_expires_at", "heartbeat_at", "not_before")),
+        Column("error", Text, nullable=True),
+        Column("note", Text, nullable=False),
+        Column("run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+               nullable=True),
+        Column("payload", Text, nullable=False),
+        Column("requested_by", String(200), nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        *(Column(name, UtcDateTime, nullable=True) for name in ("started_at", "finished_at")),
+        Index(None, "machine_id", "state", "priority", "id"),
+        Index(None, "state", "id"),
+        Index(None, "suite", "tier", "machine_id", "created_at"),
+        Index("uq_jobs_active", "suite", "commit_sha", "tier", "kind", "machine_id",
+              unique=True, sqlite_where=active, postgresql_where=active),
+    )
+    md.create_all(conn, tables=[jobs])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "create environments, benchmark_runs, processes, measurements, statistics", _v1),
     (2, "create alerts and alert_events; index statistics by series", _v2),
@@ -394,6 +432,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "add benchmark_runs.steal_fraction", _v5),
     (6, "create suite_references and run_ratios", _v6),
     (7, "create reference_links", _v7),
+    (8, "create jobs", _v8),
 ]
 
 

@@ -9,18 +9,36 @@ A Reader belongs to one thread and is only valid inside its block.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
 
 from perfd.model import Summary
-from perfd.records import BudgetRecord, LinkRecord, RatioRecord, ReferenceRecord
+from perfd.records import (
+    BudgetRecord,
+    Job,
+    LinkRecord,
+    QueueStats,
+    RatioRecord,
+    ReferenceRecord,
+)
 from perfd.store import alerts as a
-from perfd.store import budgets, references, runs
+from perfd.store import budgets, jobs, references, runs
 from perfd.store.alerts import Alert, AlertEvent
 from perfd.store.engine import DatabaseErrors, read_snapshot
+from perfd.store.metrics import (
+    AlertCount,
+    LatestBudget,
+    LatestValue,
+    RunTally,
+    query_active_alert_counts,
+    query_latest_budgets,
+    query_latest_values,
+    query_run_tallies,
+)
 from perfd.store.runs import RunDetail, RunInfo
 from perfd.store.series import SeriesKey, SeriesPoint, query_series_keys, query_series_points
 
@@ -28,9 +46,16 @@ from perfd.store.series import SeriesKey, SeriesPoint, query_series_keys, query_
 class Reader:
     """Read methods bound to one connection inside one read transaction (one snapshot)."""
 
-    def __init__(self, engine: Engine, errors: DatabaseErrors) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        errors: DatabaseErrors,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._engine = engine
         self._errors = errors
+        self._clock = clock  # what "now" is for lease expiry and queue ages
         self._stack = ExitStack()
         self._conn: Connection | None = None
         self._closed = False
@@ -62,11 +87,13 @@ class Reader:
         commit: str | None = None,
         status: str | None = None,
         limit: int = 50,
+        before_id: int | None = None,
     ) -> list[RunInfo]:
         """Runs newest first, filtered by suite, commit (full sha or a prefix of at least 4
         hex digits) and status. Raises UsageError for bad filters, StorageError."""
         with self._query("listing runs") as conn:
-            return runs.query_runs(conn, suite=suite, commit=commit, status=status, limit=limit)
+            return runs.query_runs(conn, suite=suite, commit=commit, status=status, limit=limit,
+                                   before_id=before_id)
 
     def get_run(self, run_id: int) -> RunDetail:
         """Everything stored about a run but its samples. Raises NotFoundError, StorageError."""
@@ -193,6 +220,76 @@ class Reader:
         """An alert and its events, oldest first. Raises NotFoundError, StorageError."""
         with self._query(f"reading alert {alert_id}") as conn:
             return a.read_alert(conn, alert_id)
+
+    # -- what the daemon's /metrics shows (one query each, whatever the number of series)
+
+    def latest_values(self, machine_id: str) -> list[LatestValue]:
+        """Statistics and reference ratio of every suite x benchmark x metric of the machine
+        in its latest completed history run, ordered by suite, benchmark and metric. Raises
+        StorageError."""
+        with self._query("reading the latest values") as conn:
+            return query_latest_values(conn, machine_id)
+
+    def latest_budgets(self, machine_id: str) -> list[LatestBudget]:
+        """Budget verdicts of every suite x benchmark x metric of the machine from the
+        latest completed history run that has some. Raises StorageError."""
+        with self._query("reading the latest budget verdicts") as conn:
+            return query_latest_budgets(conn, machine_id)
+
+    def active_alert_counts(self, machine_id: str) -> list[AlertCount]:
+        """OPEN and ACKNOWLEDGED alerts of the machine counted by suite, kind, confidence
+        and state. Raises StorageError."""
+        with self._query("counting active alerts") as conn:
+            return query_active_alert_counts(conn, machine_id)
+
+    def run_tallies(self, machine_id: str, bounds_s: Sequence[float]) -> list[RunTally]:
+        """Runs of the machine counted by suite, tier and status, with cumulative counts of
+        durations <= each of ``bounds_s``. Raises StorageError."""
+        with self._query("counting runs") as conn:
+            return query_run_tallies(conn, machine_id, bounds_s)
+
+    # -- the job queue
+
+    def list_jobs(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        machine_id: str | None = None,
+        suite: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Job]:
+        """Jobs newest first, filtered by states, machine and suite; ``before_id`` (the last
+        id of a page) gives the next page. Raises UsageError for bad filters, StorageError."""
+        with self._query("listing jobs") as conn:
+            return jobs.query_jobs(conn, states=states, machine_id=machine_id, suite=suite,
+                                   limit=limit, before_id=before_id)
+
+    def get_job(self, job_id: int) -> Job:
+        """One job. Raises NotFoundError, StorageError."""
+        with self._query(f"reading job {job_id}") as conn:
+            return jobs.read_job(conn, job_id)
+
+    def queue_stats(self, machine_id: str | None = None) -> QueueStats:
+        """The queue of one machine (None: all) as of the clock's now: counts by state, the
+        age of the longest-waiting due QUEUED job, live and expired leases. Raises
+        StorageError."""
+        with self._query("reading the job queue") as conn:
+            return jobs.queue_stats(conn, machine_id, self._clock())
+
+    def last_job(
+        self,
+        suite: str,
+        tier: str,
+        machine_id: str,
+        *,
+        kinds: Sequence[str] = ("run",),
+        states: Sequence[str] = ("DONE",),
+    ) -> Job | None:
+        """The newest job (by creation) of suite x tier x machine of one of ``kinds`` in one
+        of ``states``, None if none. Raises UsageError for an unknown state, StorageError."""
+        with self._query(f"reading the last {tier} job of {suite} on {machine_id}") as conn:
+            return jobs.last_job(conn, suite, tier, machine_id, kinds=kinds, states=states)
 
     # -- helpers
 

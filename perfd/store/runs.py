@@ -229,9 +229,11 @@ def query_runs(
     commit: str | None,
     status: str | None,
     limit: int,
+    before_id: int | None = None,
 ) -> list[RunInfo]:
     """Runs newest first, filtered by suite, commit (full sha or a prefix of at least 4 hex
-    digits) and status. Raises UsageError for bad filters."""
+    digits) and status; with ``before_id`` only runs of smaller ids (the next page of a
+    listing). Raises UsageError for bad filters."""
     runs = t.benchmark_runs
     if limit < 1:
         raise UsageError(f"limit must be >= 1, got {limit}")
@@ -247,6 +249,8 @@ def query_runs(
         )
     if status is not None:
         query = query.where(runs.c.status == _run_status(status).value)
+    if before_id is not None:
+        query = query.where(runs.c.id < before_id)
     return [_run_info(row) for row in conn.execute(query.limit(limit)).mappings()]
 
 

@@ -2,9 +2,9 @@
 
 A thin facade: it owns the engine, the clock and the error mapping, opens one transaction
 per write and hands the work to the module of its concern (``runs.py``, ``series.py``,
-``alerts.py``). Reads that must agree with each other go through one snapshot:
-``with store.reading() as r:`` (see ``reader.py``); each read method here is one such
-block of its own.
+``alerts.py``, ``references.py``, ``jobs.py``). Reads that must agree with each other go
+through one snapshot: ``with store.reading() as r:`` (see ``reader.py``); each read method
+here is one such block of its own.
 
 Database errors leave the store as ``StorageError`` with the cause and the URL (password
 masked); an id that does not exist is a ``NotFoundError``, a change the stored state does
@@ -22,9 +22,18 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine
 
 from perfd.model import EnvFingerprint, ProcessResult, RunResult, RunStart, Summary
-from perfd.records import BudgetRecord, LinkMeasure, LinkRecord, RatioRecord, ReferenceRecord
+from perfd.records import (
+    BudgetRecord,
+    Job,
+    JobDraft,
+    LinkMeasure,
+    LinkRecord,
+    QueueStats,
+    RatioRecord,
+    ReferenceRecord,
+)
 from perfd.store import alerts as a
-from perfd.store import budgets, references, runs
+from perfd.store import budgets, jobs, references, runs
 from perfd.store.alerts import Alert, AlertDraft, AlertEvent
 from perfd.store.engine import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -121,7 +130,7 @@ class ResultStore:
     def reading(self) -> Reader:
         """A Reader whose reads all see one snapshot; use as ``with store.reading() as r:``.
         Raises StorageError (from its reads)."""
-        return Reader(self._engine, self._errors)
+        return Reader(self._engine, self._errors, clock=self._clock)
 
     # -- writing runs
 
@@ -192,11 +201,13 @@ class ResultStore:
         commit: str | None = None,
         status: str | None = None,
         limit: int = 50,
+        before_id: int | None = None,
     ) -> list[RunInfo]:
         """Runs newest first, filtered by suite, commit (full sha or a prefix of at least 4
         hex digits) and status. Raises UsageError for bad filters, StorageError."""
         with self.reading() as r:
-            return r.list_runs(suite=suite, commit=commit, status=status, limit=limit)
+            return r.list_runs(suite=suite, commit=commit, status=status, limit=limit,
+                               before_id=before_id)
 
     def get_run(self, run_id: int) -> RunDetail:
         """Everything stored about a run but its samples. Raises NotFoundError, StorageError."""
@@ -394,6 +405,114 @@ class ResultStore:
         """An alert and its events, oldest first. Raises NotFoundError, StorageError."""
         with self.reading() as r:
             return r.get_alert(alert_id)
+
+    # -- the job queue
+
+    def enqueue(self, draft: JobDraft) -> tuple[Job, bool]:
+        """Queue ``draft`` (priority JOB_PRIORITY[kind] unless given); idempotent: when the
+        same suite x commit x tier x kind x machine is QUEUED or RUNNING already, returns
+        (that job, False), else (the new job, True). Raises UsageError for blank names,
+        ValueError for a naive not_before or a payload that is not JSON, StorageError."""
+        with self._write(f"queueing a {draft.kind} job of {draft.suite}") as conn:
+            return jobs.insert_job(conn, draft, self._clock())
+
+    def claim_job(self, machine_id: str, owner: str, lease_s: float) -> Job | None:
+        """Claim the next job of ``machine_id`` for the worker ``owner`` (unique per worker
+        process) for ``lease_s`` seconds: highest priority, then oldest, among due QUEUED jobs
+        and RUNNING ones whose lease expired; a dead worker's job without attempts left is
+        FAILED instead. None when nothing is claimable; two claimers never get the same job.
+        Raises ValueError for a blank owner or a lease not > 0, StorageError."""
+        with self._write(f"claiming a job on {machine_id}") as conn:
+            return jobs.claim_job(conn, machine_id, owner, lease_s, self._clock())
+
+    def heartbeat_job(self, job_id: int, owner: str, lease_s: float) -> bool:
+        """Extend ``owner``'s lease on a RUNNING job to now + ``lease_s``; False (nothing
+        changed) when ``owner`` no longer holds it: the worker should stop the job. Raises
+        ValueError for a lease not > 0, StorageError."""
+        with self._write(f"extending the lease of job {job_id}") as conn:
+            return jobs.heartbeat(conn, job_id, owner, lease_s, self._clock())
+
+    def finish_job(
+        self, job_id: int, owner: str, *, run_id: int | None = None, note: str = ""
+    ) -> Job:
+        """Mark the job ``owner`` holds DONE, with the run it stored; returns it. Raises
+        NotFoundError for an unknown job or run, ConflictError when ``owner`` does not hold
+        it (any more), StorageError."""
+        with self._write(f"finishing job {job_id}") as conn:
+            return jobs.finish_job(conn, job_id, owner, self._clock(), run_id=run_id, note=note)
+
+    def fail_job(
+        self, job_id: int, owner: str, error: str, *, retry_in_s: float | None = 0.0
+    ) -> Job:
+        """Record a failed attempt of the job ``owner`` holds: QUEUED again in ``retry_in_s``
+        seconds while attempts are left (None: never retry), else FAILED; returns it. Raises
+        NotFoundError, ConflictError when ``owner`` does not hold it, ValueError for a blank
+        error or a negative delay, StorageError."""
+        with self._write(f"recording the failure of job {job_id}") as conn:
+            return jobs.fail_job(conn, job_id, owner, error, self._clock(), retry_in_s=retry_in_s)
+
+    def cancel_job(self, job_id: int, actor: str, reason: str) -> Job:
+        """Cancel a QUEUED or RUNNING job, noting who and why (a running worker learns it from
+        its next heartbeat); returns it. Raises UsageError for a blank actor or reason,
+        NotFoundError, ConflictError for a job that has ended, StorageError."""
+        with self._write(f"cancelling job {job_id}") as conn:
+            return jobs.cancel_job(conn, job_id, actor, reason, self._clock())
+
+    def skip_queued(
+        self,
+        suite: str,
+        branch: str | None,
+        tier: str,
+        machine_id: str,
+        *,
+        keep_job_id: int,
+        reason: str,
+    ) -> list[int]:
+        """The burst policy: every other QUEUED "run" job of suite x branch x tier x machine
+        becomes SKIPPED with ``reason``; returns their ids, oldest first. Raises UsageError
+        for a blank reason, NotFoundError for an unknown keep_job_id, StorageError."""
+        with self._write(f"skipping queued jobs of {suite} on {machine_id}") as conn:
+            return jobs.skip_queued(conn, suite, branch, tier, machine_id, self._clock(),
+                                    keep_job_id=keep_job_id, reason=reason)
+
+    def list_jobs(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        machine_id: str | None = None,
+        suite: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Job]:
+        """Jobs newest first, filtered by states, machine and suite; ``before_id`` (the last
+        id of a page) gives the next page. Raises UsageError for bad filters, StorageError."""
+        with self.reading() as r:
+            return r.list_jobs(states=states, machine_id=machine_id, suite=suite, limit=limit,
+                               before_id=before_id)
+
+    def get_job(self, job_id: int) -> Job:
+        """One job. Raises NotFoundError, StorageError."""
+        with self.reading() as r:
+            return r.get_job(job_id)
+
+    def queue_stats(self, machine_id: str | None = None) -> QueueStats:
+        """The queue of one machine (None: all) now. Raises StorageError."""
+        with self.reading() as r:
+            return r.queue_stats(machine_id)
+
+    def last_job(
+        self,
+        suite: str,
+        tier: str,
+        machine_id: str,
+        *,
+        kinds: Sequence[str] = ("run",),
+        states: Sequence[str] = ("DONE",),
+    ) -> Job | None:
+        """The newest job (by creation) of suite x tier x machine of one of ``kinds`` in one
+        of ``states``, None if none. Raises UsageError for an unknown state, StorageError."""
+        with self.reading() as r:
+            return r.last_job(suite, tier, machine_id, kinds=kinds, states=states)
 
     # -- helpers
 

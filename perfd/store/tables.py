@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -380,4 +381,48 @@ reference_links = Table(
            nullable=True),
     UniqueConstraint("reference_id", "benchmark", "metric"),
     Index(None, "reference_id"),
+)
+
+# The daemon's job queue (store/jobs.py): one row per requested measurement of a suite at a
+# commit on one machine. A worker claims a job with a lease (lease_owner, lease_expires_at)
+# that its heartbeat extends; a lease that expires means the worker died and the job can be
+# claimed again. Rows are never deleted by perfd: they are the record of what ran.
+JOB_ACTIVE_SQL = "state IN ('QUEUED', 'RUNNING')"  # records.JOB_ACTIVE_STATES
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("suite", String(NAME_LEN), nullable=False),
+    Column("commit_sha", String(40), nullable=False),
+    Column("branch", String(NAME_LEN), nullable=True),
+    Column("tier", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # records.JOB_KINDS
+    Column("machine_id", String(NAME_LEN), nullable=False),
+    Column("state", String(16), nullable=False),  # records.JOB_STATES
+    Column("priority", Integer, nullable=False),  # higher is claimed first
+    Column("attempts", Integer, nullable=False),  # claims so far
+    Column("max_attempts", Integer, nullable=False),
+    Column("lease_owner", String(NAME_LEN), nullable=True),  # set while RUNNING
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("heartbeat_at", UtcDateTime, nullable=True),  # the worker's last sign of life
+    Column("not_before", UtcDateTime, nullable=True),
+    Column("error", Text, nullable=True),  # the last failure
+    Column("note", Text, nullable=False),  # why it was finished, cancelled or skipped
+    Column("run_id", Integer, ForeignKey("benchmark_runs.id", ondelete="SET NULL"),
+           nullable=True),
+    Column("payload", Text, nullable=False),  # JSON object, kind-specific arguments
+    Column("requested_by", String(NAME_LEN), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),  # first claim
+    Column("finished_at", UtcDateTime, nullable=True),
+    # Claiming: a machine's claimable jobs by priority, then age.
+    Index(None, "machine_id", "state", "priority", "id"),
+    # Listing newest first by state (all machines), and a suite's last job of a tier.
+    Index(None, "state", "id"),
+    Index(None, "suite", "tier", "machine_id", "created_at"),
+    # At most one active job per suite x commit x tier x kind x machine: enqueue is
+    # idempotent even when two triggers (poll and webhook) fire at once.
+    Index("uq_jobs_active", "suite", "commit_sha", "tier", "kind", "machine_id", unique=True,
+          sqlite_where=text(JOB_ACTIVE_SQL), postgresql_where=text(JOB_ACTIVE_SQL)),
 )

@@ -1,7 +1,8 @@
 """Fixtures shared by the unit tests: a clock that moves only when told to, and a store on it.
 
 ``store`` needs a ``store_url`` fixture: test modules take test_store.py's (``store_url =
-test_store.store_url``), so it runs on SQLite, and on PostgreSQL when configured.
+test_store.store_url``), so it runs on SQLite and on the session's real PostgreSQL
+(tests/postgres.py).
 """
 
 from __future__ import annotations

@@ -168,8 +168,9 @@ def make_result(
     )
 
 
-# Set to a scratch PostgreSQL database (everything in its public schema is dropped) to run
-# these tests against PostgreSQL too, e.g. postgresql://perfd@127.0.0.1:5432/perfd_test.
+# The store tests run on SQLite and on PostgreSQL: a fresh database per test on the session's
+# own server (tests/postgres.py). Set this to a scratch PostgreSQL database instead
+# (everything in its public schema is dropped), e.g. postgresql://perfd@127.0.0.1:5432/perfd_test.
 POSTGRES_URL = os.environ.get("PERFD_TEST_POSTGRES_URL")
 
 
@@ -181,14 +182,30 @@ def _empty_postgres(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """URL of an empty database."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of an empty database (on PostgreSQL, for a test that also uses ``store``: one with
+    the current schema and no rows, which is what the store would make of an empty one)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'perfd.db'}"
-    assert POSTGRES_URL
-    _empty_postgres(POSTGRES_URL)
-    return POSTGRES_URL
+        yield f"sqlite:///{tmp_path / 'perfd.db'}"
+    elif POSTGRES_URL:
+        _empty_postgres(POSTGRES_URL)
+        yield POSTGRES_URL
+    else:
+        cluster = request.getfixturevalue("postgres_cluster")
+        # A test that opens ``store`` has it create the schema first thing: copying a database
+        # migrated once per session gives the same state (the store finds it current) and
+        # costs a few tens of ms instead of migrating every test's database again.
+        template = cluster.template("perfd_current", _create_schema) if (
+            "store" in request.fixturenames
+        ) else None
+        url = cluster.create_database(template=template)
+        yield url
+        cluster.drop_database(url)
+
+
+def _create_schema(url: str) -> None:
+    ResultStore.open(url).close()
 
 
 @pytest.fixture

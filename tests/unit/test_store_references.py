@@ -385,7 +385,7 @@ def test_version_6_database_keeps_its_references_and_ratios_after_db_upgrade(
             ci_low=ratio.ci_low, ci_high=ratio.ci_high, n_pairs=ratio.n_pairs,
             pair_ratios=json.dumps(list(PAIRS)),
         ))
-    assert upgrade(old) == (6, 7)
+    assert upgrade(old) == (6, SCHEMA_VERSION)
     old.dispose()
 
     store = ResultStore.open(store_url)
