@@ -237,3 +237,33 @@ def test_a_git_commit_pushed_later_is_found_by_polling(work, cli):
     c2 = git(work.repo_path, "rev-parse", "HEAD")
     wait_for("the new commit's job", lambda: job_states(d).get(("run", c2)) == "DONE", 60)
     assert Path(work.path / "state" / "perfd.db").exists()
+
+
+def test_the_daemon_waits_while_a_cli_benchmark_holds_the_machine(work, cli):
+    from perfd.locks import MachineLock
+
+    d = work.start()
+    lock = MachineLock(work.path / "machine.lock")
+    with lock.hold("a perfd run from the command line"):
+        assert cli("enqueue", "--suite", "fake", "--commit", work.commits[0])[0] == 0
+        wait_for("the claim", lambda: any(j["state"] == "RUNNING" for j in d.jobs()), 30)
+        time.sleep(2)
+        assert work.rows("SELECT count(*) FROM benchmark_runs")[0][0] == 0  # it waits
+        assert "waiting for the machine" in d.output()
+    c0 = work.commits[0]
+    wait_for("the run once the machine is free", lambda: job_states(d).get(("run", c0)) == "DONE")
+
+
+def test_an_unreachable_remote_is_retried_and_shows_in_the_metrics(work):
+    (work.path / "suites" / "gone.yaml").write_text(
+        SUITE.replace("name: fake", "name: gone").format(
+            repo="https://127.0.0.1:9/nothing.git", fake=FAKE, python=sys.executable))
+    config = work.path / "perfd.yaml"
+    config.write_text(config.read_text().replace("poll: {interval_s: 0}",
+                                                 "poll: {interval_s: 1, max_backoff_s: 2}"))
+    d = work.start()
+    wait_for("fetch failures in the metrics", lambda: any(
+        line.startswith("perfd_repository_fetch_failures{") and not line.endswith(" 0.0")
+        for line in d.get("/metrics").splitlines()), 60)
+    assert d.get("/healthz") == {"status": "ok"}
+    assert "poll https://127.0.0.1:9/nothing.git (failure" in d.output()
