@@ -267,3 +267,24 @@ def test_an_unreachable_remote_is_retried_and_shows_in_the_metrics(work):
         for line in d.get("/metrics").splitlines()), 60)
     assert d.get("/healthz") == {"status": "ok"}
     assert "poll https://127.0.0.1:9/nothing.git (failure" in d.output()
+
+
+def test_a_database_a_cli_command_holds_locked_makes_the_daemon_wait_not_fail(work):
+    import sqlite3
+    import threading
+
+    d = work.start()
+    holder = sqlite3.connect(work.path / "state" / "perfd.db", isolation_level=None,
+                             check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # what a CLI command's write transaction holds
+    released = threading.Timer(2.0, holder.execute, args=("COMMIT",))
+    released.start()
+    started = time.monotonic()
+    status, job, _ = d.request("POST", "/api/v1/jobs", {"suite": "fake", "commit": work.commits[0]})
+    waited = time.monotonic() - started
+    released.join()
+    holder.close()
+    assert status == 201, job
+    assert waited >= 1.5  # it waited for the lock (busy timeout), instead of failing
+    wait_for("the job", lambda: d.get(f"/api/v1/jobs/{job['id']}")["state"] == "DONE")
+    assert d.get("/healthz") == {"status": "ok"}
