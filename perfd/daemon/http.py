@@ -38,8 +38,9 @@ from perfd.context import Services
 from perfd.daemon.triggers import SignatureError, check_signature, parse_push, suites_for_push
 from perfd.errors import ConflictError, NotFoundError, PerfdError, RepositoryError, UsageError
 from perfd.flows.alerts import TRANSITIONS, TransitionRequest, transition_alert
+from perfd.flows.budgets import latest_history_run
 from perfd.flows.jobs import EnqueueRequest, cancel_job, check_commit_id, enqueue, list_jobs
-from perfd.model import NOT_HISTORY_TIERS, RunStatus
+from perfd.model import NOT_HISTORY_TIERS
 from perfd.records import JOB_STATES
 from perfd.report.alerts import alert_json
 from perfd.report.budgets import budget_dicts
@@ -234,13 +235,10 @@ class Api:
         with services.store.reading() as r:
             names = [suite] if suite else sorted(services.config.suites)
             for name in names:
-                runs = [x for x in r.list_runs(suite=name, status=RunStatus.COMPLETED.value,
-                                               limit=50)
-                        if x.machine_id == services.machine_id and x.tier not in NOT_HISTORY_TIERS]
-                if runs:
-                    out.append({"suite": name, "run_id": runs[0].id,
-                                "commit": runs[0].commit_sha,
-                                "budgets": budget_dicts(r.budget_results(runs[0].id))})
+                latest = latest_history_run(r, name, services.machine_id)
+                if latest is not None:
+                    out.append({"suite": name, "run_id": latest.id, "commit": latest.commit_sha,
+                                "budgets": budget_dicts(r.budget_results(latest.id))})
         return _cached(request, {"items": out})
 
     # -- writes

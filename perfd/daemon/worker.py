@@ -51,8 +51,6 @@ class Worker:
         self.wake = threading.Event()  # set by triggers: a job may be waiting
         self.idle_wait_s = idle_wait_s
         self.current: Current | None = None
-        self.jobs_done = 0
-        self.jobs_failed = 0
 
     def run_forever(self, stop: threading.Event) -> None:
         """Claim and run jobs until ``stop`` is set (the job in hand finishes first)."""
@@ -111,13 +109,11 @@ class Worker:
         except ConflictError as exc:  # cancelled or re-claimed meanwhile
             log.warning("job %d finished but is no longer ours: %s", job.id, exc)
             return
-        self.jobs_done += 1
         self.wake.set()  # its follow-ups are waiting
         log.info("job %d done: %s", job.id, result.note)
 
     def _failed(self, services: Services, current: Current, error: str) -> None:
         job = current.job
-        self.jobs_failed += 1
         try:
             after = services.store.fail_job(job.id, self.owner, error,
                                             retry_in_s=RETRY_BACKOFF_S * job.attempts)

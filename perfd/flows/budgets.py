@@ -21,7 +21,7 @@ from perfd.context import Services
 from perfd.errors import ConflictError
 from perfd.flows.history import metric_info
 from perfd.model import NOT_HISTORY_TIERS, Confidence, Direction, RunStatus, Summary
-from perfd.records import BudgetRecord, SeriesKey
+from perfd.records import BudgetRecord, RunInfo, SeriesKey
 from perfd.store.reader import Reader
 
 
@@ -182,6 +182,14 @@ def _baseline_run(reader: Reader, keys: list[SeriesKey], benchmark: str, metric:
     return None
 
 
+def latest_history_run(reader: Reader, suite: str, machine_id: str) -> RunInfo | None:
+    """The newest COMPLETED history run (not a compare or reference side) of a suite on a
+    machine, among its latest 200 runs."""
+    return next((r for r in reader.list_runs(suite=suite, status=RunStatus.COMPLETED.value,
+                                             limit=200)
+                 if r.machine_id == machine_id and r.tier not in NOT_HISTORY_TIERS), None)
+
+
 def check_budgets(services: Services, request: CheckRequest) -> list[BudgetCheck]:
     """Evaluate (again) the budgets of one run, or of the latest history run of each suite
     with budgets on this machine. Raises NotFoundError."""
@@ -193,9 +201,8 @@ def check_budgets(services: Services, request: CheckRequest) -> list[BudgetCheck
         suites = [s for s in suites if s == request.suite]
     checks = []
     for name in suites:
-        runs = [r for r in services.store.list_runs(suite=name, status=RunStatus.COMPLETED.value,
-                                                    limit=200)
-                if r.machine_id == services.machine_id and r.tier not in NOT_HISTORY_TIERS]
-        if runs:
-            checks.append(evaluate_run_budgets(services, runs[0].id))
+        with services.store.reading() as reader:
+            latest = latest_history_run(reader, name, services.machine_id)
+        if latest is not None:
+            checks.append(evaluate_run_budgets(services, latest.id))
     return checks

@@ -97,13 +97,11 @@ def enqueue(services: Services, request: EnqueueRequest) -> Enqueued:
 
 @dataclass(frozen=True, slots=True)
 class Executed:
-    """What a job did: its run (if it stored one), a note, and the jobs it queues next.
-    ``retry_in_s`` set: measure again that much later (the job is not done)."""
+    """What a job did: its run (if it stored one), a note, and the jobs it queues next."""
 
     note: str
     run_id: int | None = None
     follow_ups: tuple[JobDraft, ...] = ()
-    retry_in_s: float | None = None
 
 
 def execute(services: Services, job: Job) -> Executed:
