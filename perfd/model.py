@@ -335,6 +335,7 @@ class RunStart:
     started_at: datetime
     pid: int  # perfd's own pid, so an interrupted run can be recognised later
     tier: str = RunTier.MANUAL
+    commit_time: datetime | None = None  # committer date: where the run sits in history
 
     def __post_init__(self) -> None:
         if len(self.commit_sha) != 40 or any(c not in "0123456789abcdef" for c in self.commit_sha):

@@ -144,7 +144,7 @@ def _confirmer(services: Services, request: EvaluateRequest) -> Confirmer:
         out: dict[SeriesKey, Confirmation] = {}
         steps: dict[tuple[str, str], list[_Candidate]] = {}
         for c in candidates:
-            steps.setdefault((c.baseline.commit_sha, c.first_bad_commit), []).append(c)
+            steps.setdefault((c.last_good.commit_sha, c.first_bad_commit), []).append(c)
         for (good, bad), group in steps.items():
             names = tuple(sorted({c.key.benchmark for c in group}))
             try:
@@ -208,7 +208,7 @@ def list_alerts(services: Services, *, states: Sequence[str] | None, suite: str 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
     key: SeriesKey
-    baseline: SeriesPoint
+    last_good: SeriesPoint  # the run just before the step (the A/B measures its commit)
     latest: SeriesPoint
     streak: int
     threshold_pct: float
@@ -240,13 +240,13 @@ def evaluate(store: ResultStore, suites: Mapping[str, SuiteConfig], machine_id: 
         to_open: list[_Candidate] = []
         for c in candidates:
             if confirm is not None and active.get(c.key) is None and _serious(c, policy):
-                earlier = raised.get((c.key, c.baseline.commit_sha, c.first_bad_commit))
+                earlier = raised.get((c.key, c.last_good.commit_sha, c.first_bad_commit))
                 if earlier is not None:
                     what = ("a lock-step A/B refuted it" if earlier.reason.startswith(REFUTED)
                             else f"it is {earlier.state}")
                     decisions.append(Decision(
                         c.key, AlertAction.KEPT, f"alert {earlier.id} was raised for this step "
-                        f"({c.baseline.commit_sha[:12]}..{c.first_bad_commit[:12]}) and {what}",
+                        f"({c.last_good.commit_sha[:12]}..{c.first_bad_commit[:12]}) and {what}",
                         earlier.id, c.comparison))
                 else:
                     to_open.append(c)
@@ -280,8 +280,8 @@ def _open_confirmed(store: ResultStore, c: _Candidate, policy: AlertPolicy,
 def _open(store: ResultStore, c: _Candidate, comp: Comparison, reason: str) -> Decision:
     confidence = comp.confidence.value if comp.confidence else "LOW"
     alert_id = store.open_alert(AlertDraft(
-        kind="code", series=c.key, baseline_commit=c.baseline.commit_sha,
-        first_bad_commit=c.first_bad_commit, baseline_run_id=c.baseline.run_id,
+        kind="code", series=c.key, baseline_commit=c.last_good.commit_sha,
+        first_bad_commit=c.first_bad_commit, baseline_run_id=c.last_good.run_id,
         last_run_id=c.latest.run_id, change_pct=comp.change_pct, confidence=confidence,
         p_value=comp.p_adjusted if comp.p_adjusted is not None else comp.p_value,
         reason=reason,
@@ -333,7 +333,7 @@ def _judge(reader: Reader, suites: Mapping[str, SuiteConfig], machine_id: str,
         if ratios is not None:
             comparison = replace(comparison, reason=f"{ratios.label}: {comparison.reason}")
         by_suite.setdefault(key.suite, []).append(_Candidate(
-            key, step.baseline[-1], step.after[-1], step.worse_runs, threshold, comparison,
+            key, step.last_good, step.after[-1], step.worse_runs, threshold, comparison,
             step.after[0].commit_sha))
     return decisions, by_suite, active_alerts
 
@@ -349,7 +349,7 @@ def _step(points: list[SeriesPoint], active: Alert | None, direction: Direction,
             level = statistics.median(p.median for p in baseline)
             streak = trailing_worse_runs(points[at + 1:], lambda _p: False, level, direction,
                                          threshold)
-            return Step(baseline, (points[-1],), streak)
+            return Step(baseline, (points[-1],), streak, points[at])
     return trailing_step(points, direction, threshold)
 
 
@@ -397,8 +397,8 @@ def _infrastructure_alert(store: ResultStore, suite: str, machine_id: str,
                            confidence="HIGH", p_value=None, reason=reason)
         return Decision(key, AlertAction.UPDATED, reason, active.id)
     alert_id = store.open_alert(AlertDraft(
-        kind="infrastructure", series=key, baseline_commit=latest.baseline.commit_sha,
-        first_bad_commit=latest.latest.commit_sha, baseline_run_id=latest.baseline.run_id,
+        kind="infrastructure", series=key, baseline_commit=latest.last_good.commit_sha,
+        first_bad_commit=latest.latest.commit_sha, baseline_run_id=latest.last_good.run_id,
         last_run_id=latest.latest.run_id, change_pct=shift_pct, confidence="HIGH", p_value=None,
         reason=f"{reason}: check the machine (governor, load, kernel, neighbours) before the code",
     ))

@@ -62,6 +62,9 @@ class Step:
     baseline: tuple[SeriesPoint, ...]  # up to BASELINE_RUNS runs before, one-run outliers left out
     after: tuple[SeriesPoint, ...]  # the trailing worse runs, or the newest run alone
     worse_runs: int  # len(after) when those runs are worse than the baseline, else 0
+    # the run just before ``after``: the last good commit, which the confirming A/B measures
+    # (it may be left out of ``baseline`` as an outlier, yet the step is after its commit)
+    last_good: SeriesPoint
 
 
 def trailing_step(points: Sequence[SeriesPoint], direction: Direction,
@@ -84,7 +87,7 @@ def trailing_step(points: Sequence[SeriesPoint], direction: Direction,
         w0 = max(0, n - streak - BASELINE_RUNS)
         cut = w0 + _step_at([p.median for p in points[w0:]], n - streak - w0)
     return Step(stable_stretch(points[:cut], threshold_pct), tuple(points[cut:]),
-                n - cut if streak else 0)
+                n - cut if streak else 0, points[cut - 1])
 
 
 def _step_at(values: Sequence[float], earliest: int) -> int:

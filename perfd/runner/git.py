@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from perfd.errors import RepositoryError
@@ -107,6 +108,11 @@ class Repository:
         except RepositoryError:
             shutil.rmtree(dest, ignore_errors=True)
             _git(self.path, "worktree", "prune")
+
+    def commit_time(self, sha: str) -> datetime:
+        """When the commit was made (committer date, aware UTC): a history's order, which
+        a re-run measured later must not change."""
+        return datetime.fromtimestamp(int(_git(self.path, "log", "-1", "--format=%ct", sha)), UTC)
 
     def subject(self, sha: str) -> str:
         """First line of the commit message."""

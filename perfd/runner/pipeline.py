@@ -103,7 +103,8 @@ class _Side:
     """One commit of a suite being measured: its build, its run row and its processes."""
 
     def __init__(self, suite: SuiteConfig, sha: str, built: BuiltHarness, store: ResultStore,
-                 opts: RunOptions, config_hashes: dict[str, str], tier: str) -> None:
+                 opts: RunOptions, config_hashes: dict[str, str], tier: str,
+                 commit_time: datetime | None) -> None:
         self.suite, self.sha, self.built, self.store, self.opts = suite, sha, built, store, opts
         self.config_hashes = config_hashes
         self.processes: list[ProcessResult] = []
@@ -115,7 +116,7 @@ class _Side:
         self.run_id = store.begin_run(RunStart(
             suite=suite.name, commit_sha=sha, machine_id=opts.machine_id,
             config_hash=stable_hash(sorted(config_hashes.items())), build_hash=built.build_hash,
-            started_at=opts.clock(), pid=os.getpid(), tier=tier,
+            started_at=opts.clock(), pid=os.getpid(), tier=tier, commit_time=commit_time,
         ))
         opts.events(RunBegun(self.run_id, suite.name, sha, tier))
 
@@ -226,7 +227,7 @@ def run_suite(suite: SuiteConfig, repo: Repository, builder: Builder, rev: str,
     check_cpus(suite, measures, allowed_cpus())
     config_hashes = {m.name: benchmark_config_hash(suite, m.name, opts.tier) for m in measures}
     built = build_reporting(builder, suite, repo, sha, opts.events)
-    side = _Side(suite, sha, built, store, opts, config_hashes, opts.tier)
+    side = _Side(suite, sha, built, store, opts, config_hashes, opts.tier, repo.commit_time(sha))
     with side.recording():
         side.check_offers(measures)
         cpus = tuple(sorted({c for m in measures for c in m.cpus}))
@@ -285,7 +286,7 @@ def run_interleaved(suite: SuiteConfig, repo: Repository, builder: Builder, base
     check_cpus(suite, measures, allowed_cpus())
     config_hashes = {m.name: benchmark_config_hash(suite, m.name, opts.tier) for m in measures}
     builds = [build_reporting(builder, suite, repo, sha, opts.events) for sha in shas]
-    sides = [_Side(suite, sha, built, store, opts, config_hashes, tier)
+    sides = [_Side(suite, sha, built, store, opts, config_hashes, tier, repo.commit_time(sha))
              for sha, built, tier in zip(shas, builds, tiers, strict=True)]
     rng = random.Random(opts.seed)
     pairs = dict.fromkeys((m.name for m in measures), 0)

@@ -50,7 +50,9 @@ from perfd.store.tables import NAMING_CONVENTION, BigId, UtcDateTime, schema_met
 #   6 - suite_references (reference build per suite x branch, who/why) and run_ratios.
 #   7 - reference_links (new/previous factor per benchmark x metric when a reference moves).
 #   8 - jobs (the daemon's queue: claimed with a lease and heartbeat, one active per key).
-SCHEMA_VERSION = 8
+#   9 - benchmark_runs.commit_time (committer date: history is in commit order, so a commit
+#       re-measured later, after contention, keeps its place).
+SCHEMA_VERSION = 9
 
 VERSION_KEY = "schema_version"
 
@@ -424,6 +426,12 @@ def _v8(conn: Connection) -> None:
     md.create_all(conn, tables=[jobs])
 
 
+def _v9(conn: Connection) -> None:
+    # Nullable: earlier runs have no commit time and keep their start-time order.
+    stamp = UtcDateTime().compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE benchmark_runs ADD COLUMN commit_time {stamp}"))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "create environments, benchmark_runs, processes, measurements, statistics", _v1),
     (2, "create alerts and alert_events; index statistics by series", _v2),
@@ -433,6 +441,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (6, "create suite_references and run_ratios", _v6),
     (7, "create reference_links", _v7),
     (8, "create jobs", _v8),
+    (9, "add benchmark_runs.commit_time", _v9),
 ]
 
 

@@ -76,6 +76,8 @@ def insert_run(conn: Connection, start: RunStart, *, hostname: str) -> int:
     """Insert a RUNNING row for ``start``; returns the run id. Raises ValueError for a naive
     start time."""
     _require_utc(start.started_at, "RunStart.started_at")
+    if start.commit_time is not None:
+        _require_utc(start.commit_time, "RunStart.commit_time")
     result = conn.execute(
         insert(t.benchmark_runs)
         .values(
@@ -87,6 +89,7 @@ def insert_run(conn: Connection, start: RunStart, *, hostname: str) -> int:
             status=RunStatus.RUNNING.value,
             tier=start.tier,
             started_at=start.started_at,
+            commit_time=start.commit_time,
             pid=start.pid,
             hostname=hostname,
         )

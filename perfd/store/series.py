@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from perfd.model import RunStatus
 from perfd.records import SeriesKey, SeriesPoint
@@ -41,7 +41,9 @@ def query_series_keys(
 def query_series_points(
     conn: Connection, key: SeriesKey, *, tier: str | None, exclude_tiers: Sequence[str]
 ) -> list[SeriesPoint]:
-    """Completed runs of ``key`` ordered by start time (run id breaks ties)."""
+    """Completed runs of ``key`` in history order: by commit time (a commit re-measured
+    later keeps its place), then start time, then run id; a run from before schema 9 has
+    no commit time and sits at its start time."""
     if not key.benchmark:
         raise ValueError(f"series points need a benchmark; {key} is a machine-wide key")
     runs, stats, envs = t.benchmark_runs, t.statistics, t.environments
@@ -66,7 +68,8 @@ def query_series_points(
             stats.c.metric == key.metric,
             stats.c.config_hash == key.config_hash,
         )
-        .order_by(runs.c.started_at, runs.c.id)
+        .order_by(func.coalesce(runs.c.commit_time, runs.c.started_at), runs.c.started_at,
+                  runs.c.id)
     )
     if tier is not None:
         query = query.where(runs.c.tier == tier)

@@ -119,6 +119,8 @@ benchmark_runs = Table(
     Column("output_dir", Text, nullable=True),
     # hypervisor steal on the benchmark CPUs while measuring (schema 5: last, as ALTER adds it)
     Column("steal_fraction", Double, nullable=True),
+    # the commit's committer date, which orders history (schema 9; NULL before)
+    Column("commit_time", UtcDateTime, nullable=True),
     Index(None, "suite", "machine_id", "commit_sha"),
     Index(None, "status"),
 )

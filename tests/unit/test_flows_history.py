@@ -82,3 +82,12 @@ def test_a_small_step_behind_a_noisy_run_is_placed_at_its_run():
     step = trailing_step(series(1.0, 1.001, 0.999, 1.0, 1.002, 1.006, 1.012, 1.011, 1.013),
                          Direction.LOWER, 0.5)
     assert ids(step.after) == [7, 8, 9] and step.worse_runs == 3
+
+
+def test_the_last_good_run_is_the_one_just_before_the_step_even_when_left_out_of_the_baseline():
+    # a real ~0.6% step at run 6 measured +0.52% then +1.3%: least squares places the step at
+    # run 7, run 6 is an outlier of the stable stretch, yet the A/B must measure 6 against 7
+    # (measuring 5 against 7 would confirm run 6's change and name commit 7)
+    step = trailing_step(series(1.0, 1.0, 1.0, 1.0, 1.0, 1.0052, 1.013), Direction.LOWER, 0.5)
+    assert ids(step.after) == [7] and ids(step.baseline) == [2, 3, 4, 5]
+    assert step.last_good.run_id == 6

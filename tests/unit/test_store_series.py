@@ -135,6 +135,19 @@ def test_series_points_are_ordered_by_start_time(store: ResultStore) -> None:
     assert store.series_points(replace(HASH_TIME, config_hash="hcfg-parse")) == []
 
 
+def test_series_points_are_in_commit_order_when_a_commit_is_measured_again_later(
+    store: ResultStore,
+) -> None:
+    # commit A (made at T0) was contended and re-measured after commit B (made an hour
+    # later) had been measured: history is A then B all the same
+    sha_c = "c" * 40
+    b = completed(store, SHA_B, T0 + timedelta(hours=3), commit_time=T0 + timedelta(hours=1))
+    a = completed(store, SHA_A, T0 + timedelta(hours=4), commit_time=T0)
+    legacy = completed(store, sha_c, T0 + timedelta(hours=2))  # before schema 9: no commit time
+    again = completed(store, SHA_A, T0 + timedelta(hours=5), commit_time=T0)
+    assert [p.run_id for p in store.series_points(HASH_TIME)] == [a, again, b, legacy]
+
+
 def test_series_points_by_tier(store: ResultStore) -> None:
     nightly = completed(store, SHA_A, T0)
     per_commit = completed(store, SHA_B, T0 + timedelta(hours=1), tier="per-commit")
