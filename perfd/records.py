@@ -422,3 +422,6 @@ class QueueStats:
     oldest_queued_age_s: float | None  # the longest-waiting QUEUED job, None when none
     running: int  # RUNNING jobs whose lease has not expired
     expired_leases: int  # RUNNING jobs whose lease has expired (a worker died)
+    # attempts made, and attempts after a job's first (retries), by job kind (every kind)
+    attempts_by_kind: Mapping[str, int]
+    retries_by_kind: Mapping[str, int]

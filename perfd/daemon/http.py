@@ -14,6 +14,11 @@ own. It binds loopback unless the daemon file says otherwise.
 - ``POST /api/v1/hooks/github``: the body's HMAC-SHA256 must match X-Hub-Signature-256 for
   the configured secret (401 otherwise, nothing queued). A push queues the commit-tier jobs
   of every suite whose repository and tracked branch it names.
+- Evidence: ``GET /api/v1/alerts/<id>/evidence/<file>`` serves a file of the alert's
+  evidence directory (report.md, the flamegraph SVGs, the JSON diffs; by name, nothing
+  outside it), and ``GET /api/v1/evidence?suite=&benchmark=&metric=`` redirects (303) to
+  the report of that series' active alert: the link Alertmanager's notifications carry.
+  ``GET /docs/alerts.md`` is the alert runbook the Prometheus rules link to.
 - Commit ids from the API and webhooks must be hex commit ids (400 otherwise) before
   anything reaches git; unknown objects are 404, conflicts 409.
 """
@@ -27,11 +32,13 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
+from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from perfd.context import Services
@@ -41,7 +48,7 @@ from perfd.flows.alerts import TRANSITIONS, TransitionRequest, transition_alert
 from perfd.flows.budgets import latest_history_run
 from perfd.flows.jobs import EnqueueRequest, cancel_job, check_commit_id, enqueue, list_jobs
 from perfd.model import NOT_HISTORY_TIERS
-from perfd.records import JOB_STATES
+from perfd.records import JOB_STATES, Alert
 from perfd.report.alerts import alert_json
 from perfd.report.budgets import budget_dicts
 from perfd.report.jobs import job_dict
@@ -97,6 +104,10 @@ class Api:
             Rule("/api/v1/alerts/<int:alert_id>", endpoint="alert", methods=["GET"]),
             Rule("/api/v1/alerts/<int:alert_id>/<action>", endpoint="alert_action",
                  methods=["POST"]),
+            Rule("/api/v1/alerts/<int:alert_id>/evidence/<name>", endpoint="evidence_file",
+                 methods=["GET"]),
+            Rule("/api/v1/evidence", endpoint="evidence", methods=["GET"]),
+            Rule("/docs/<name>", endpoint="doc", methods=["GET"]),
             Rule("/api/v1/jobs", endpoint="jobs", methods=["GET"]),
             Rule("/api/v1/jobs", endpoint="enqueue", methods=["POST"]),
             Rule("/api/v1/jobs/<int:job_id>", endpoint="job", methods=["GET"]),
@@ -210,9 +221,58 @@ class Api:
         services = self.services()
         with services.store.reading() as r:
             alert, events = r.get_alert(alert_id)
-        return _cached(request, {**alert_json(alert), "events": [
+        files = [f"/api/v1/alerts/{alert_id}/evidence/{p.name}" for p in _evidence_files(alert)]
+        return _cached(request, {**alert_json(alert), "evidence_files": files, "events": [
             {"at": e.at.isoformat(), "actor": e.actor, "from": e.from_state, "to": e.to_state,
              "reason": e.reason} for e in events]})
+
+    def _evidence_file(self, request: Request, alert_id: int, name: str) -> Response:
+        """One file of an alert's evidence directory (its report, flamegraphs, diffs)."""
+        with self.services().store.reading() as r:
+            alert, _ = r.get_alert(alert_id)
+        found = {p.name: p for p in _evidence_files(alert)}
+        if name not in found:
+            raise NotFoundError(f"alert {alert_id} has no evidence file {name!r}")
+        path = found[name]
+        response = Response(path.read_bytes(), content_type=_EVIDENCE_TYPES[path.suffix])
+        # a flamegraph SVG runs its own inline script (zoom, search); nothing loads from elsewhere
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+            if path.suffix == ".svg" else "default-src 'none'")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
+        return response.make_conditional(request)
+
+    def _doc(self, request: Request, name: str) -> Response:
+        """An operator document (docs/*.md: the alert runbook that alert rules link to)."""
+        found = {p.name: p for p in docs_dir().glob("*.md")}
+        if name not in found:
+            raise NotFoundError(f"no document {name!r}")
+        response = Response(found[name].read_bytes(), content_type="text/markdown; charset=utf-8")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def _evidence(self, request: Request) -> Response:
+        """The evidence of a series' active alert, by its labels (what Alertmanager's
+        notifications link to): 303 to its report, or to the alert when it has none yet."""
+        services = self.services()
+        want = {k: request.args.get(k) for k in ("suite", "benchmark", "metric")}
+        if not want["suite"] or want["metric"] is None:
+            raise HttpError(400, "suite and metric are needed (benchmark too, but for a "
+                                 "machine-wide alert)")
+        with services.store.reading() as r:
+            active = r.active_alerts(suite=want["suite"], machine_id=services.machine_id)
+        matching = sorted((a for key, a in active.items()
+                           if (key.benchmark or "") == (want["benchmark"] or "")
+                           and key.metric == want["metric"]), key=lambda a: a.id)
+        if not matching:
+            raise NotFoundError(f"no active alert on {want['suite']} {want['benchmark'] or '-'} "
+                                f"{want['metric']} on machine {services.machine_id}")
+        alert = matching[-1]
+        target = f"/api/v1/alerts/{alert.id}"
+        if any(p.name == "report.md" for p in _evidence_files(alert)):
+            target += "/evidence/report.md"
+        return redirect(target, 303)
 
     def _jobs(self, request: Request) -> Response:
         limit, before = _page(request)
@@ -313,6 +373,32 @@ class Api:
             self.wake()
         return _json({"status": "queued" if queued else "no suite tracks this branch",
                       "jobs": queued}, 202)
+
+
+_EVIDENCE_TYPES = {".md": "text/markdown; charset=utf-8", ".svg": "image/svg+xml",
+                   ".json": "application/json", ".folded": "text/plain; charset=utf-8",
+                   ".txt": "text/plain; charset=utf-8"}
+
+
+def docs_dir() -> Path:
+    """Where perfd's operator docs are: shipped as perfd/_docs, or docs/ of a checkout."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "_docs", package.parent / "docs"):
+        if (candidate / "alerts.md").is_file():
+            return candidate
+    return package.parent / "docs"
+
+
+def _evidence_files(alert: Alert) -> list[Path]:
+    """The files of the alert's evidence directory that the API serves (by name only:
+    nothing outside the directory, no subdirectories)."""
+    if not alert.evidence_path:
+        return []
+    folder = Path(alert.evidence_path)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.is_symlink() and p.suffix in _EVIDENCE_TYPES)
 
 
 def _json(data: Any, status: int = 200) -> Response:

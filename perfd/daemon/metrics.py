@@ -27,10 +27,11 @@ custom metric in a time unit (or bytes, or a rate) next to ``time``, and without
 the two would share one label set.
 
 Budgets, from the latest history run with verdicts for a suite x benchmark x metric, are
-grouped by suite, benchmark, metric, statistic and action (several budgets may hold one
-statistic): ``perfd_budget_ok`` is 1 when every budget of the group that could judge passed
-and 0 when one broke (FAIL, or WARN for action warn); a group where none could judge has no
-``perfd_budget_ok`` at all (too little data is never "OK", nor a breach).
+grouped by suite, benchmark, metric, statistic, action and owner (several budgets may hold
+one statistic; ``owner`` is the team the budget names, "" for none): ``perfd_budget_ok`` is
+1 when every budget of the group that could judge passed and 0 when one broke (FAIL, or
+WARN for action warn); a group where none could judge has no ``perfd_budget_ok`` at all
+(too little data is never "OK", nor a breach).
 ``perfd_budget_no_data`` is 1 for each group where a budget had NO_DATA and absent for the
 others (one sample fewer per budgeted series and scrape).
 ``perfd_budget_limit`` is the group's absolute limit (the strictest, when several) in the
@@ -53,13 +54,13 @@ from __future__ import annotations
 import logging
 import math
 import platform
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -67,14 +68,14 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
-from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from perfd.config.models import RATE_UNITS, SIZE_UNITS, TIME_UNITS, limit_in_unit
+from perfd.daemon.exposition import RowGauge, encode
 from perfd.errors import StorageError
 from perfd.model import Direction, RunStatus
 from perfd.store import QueueStats, ResultStore
-from perfd.store.metrics import AlertCount, LatestBudget, LatestValue, RunTally
+from perfd.store.metrics import ActiveAlertRow, LatestBudget, LatestValue, RunTally
 
 log = logging.getLogger("perfd.daemon.metrics")
 
@@ -139,7 +140,8 @@ class Family:
 
 _VALUE_LABELS = ("suite", "benchmark", "metric", "statistic")
 _SERIES_LABELS = ("suite", "benchmark", "metric")
-_BUDGET_LABELS = ("suite", "benchmark", "metric", "statistic", "action")
+# owner: the team a budget names (budgets.yaml), which Alertmanager routes by ("" for none)
+_BUDGET_LABELS = ("suite", "benchmark", "metric", "statistic", "action", "owner")
 _LATEST = "in the latest completed history run of the series on this machine"
 
 SECONDS = Family("perfd_benchmark_seconds", "gauge",
@@ -183,6 +185,16 @@ ALERTS_OPEN = Family(
     "Alerts of this machine that are active (OPEN or ACKNOWLEDGED), by suite, kind "
     "(code | infrastructure), confidence and state; absent means none.",
     ("suite", "kind", "confidence", "state"))
+_ALERT_LABELS = ("suite", "benchmark", "metric", "kind", "confidence", "state")
+ALERT_ACTIVE = Family(
+    "perfd_alert_active", "gauge",
+    "Active (OPEN or ACKNOWLEDGED) alerts of one series of this machine: 1, absent when it "
+    "has none (a machine-wide infrastructure alert has an empty benchmark and metric).",
+    _ALERT_LABELS)
+ALERT_CHANGE = Family(
+    "perfd_alert_change_ratio", "gauge",
+    "The change an active alert of the series reports, as a ratio (0.05 = 5% worse or "
+    "better, signed as perfd reports it).", _ALERT_LABELS)
 RUNS = Family(
     "perfd_runs", "counter",
     "Finished runs of this machine stored in the database, by suite, tier and outcome "
@@ -202,6 +214,14 @@ QUEUE_OLDEST = Family(
     "perfd_job_queue_oldest_age_seconds", "gauge",
     "How long the longest-waiting QUEUED job of this machine has waited, seconds (0 when "
     "none waits).")
+JOB_ATTEMPTS = Family(
+    "perfd_job_attempts", "counter",
+    "Attempts made at this machine's jobs in perfd's job table, by kind (run | confirm | "
+    "evidence | rerun); drops when old jobs are deleted.", ("kind",))
+JOB_RETRIES = Family(
+    "perfd_job_retries", "counter",
+    "Attempts after a job's first (the job failed, or its worker died and the lease "
+    "expired), by kind; drops when old jobs are deleted.", ("kind",))
 EXPIRED_LEASES = Family(
     "perfd_jobs_expired_leases", "gauge",
     "RUNNING jobs of this machine whose lease expired (their worker died; they are claimed "
@@ -226,8 +246,8 @@ BUILD_INFO = Family("perfd_build", "info",
 
 VALUE_FAMILIES = (SECONDS, PER_SECOND, BYTES, RATIO, VALUE)
 STORE_FAMILIES = (*VALUE_FAMILIES, REFERENCE_RATIO, CV_RATIO, BUDGET_OK, BUDGET_NO_DATA,
-                  BUDGET_LIMIT, ALERTS_OPEN, RUNS, RUN_DURATION, LAST_RUN, JOBS, QUEUE_OLDEST,
-                  EXPIRED_LEASES)
+                  BUDGET_LIMIT, ALERTS_OPEN, ALERT_ACTIVE, ALERT_CHANGE, RUNS, RUN_DURATION,
+                  LAST_RUN, JOBS, QUEUE_OLDEST, JOB_ATTEMPTS, JOB_RETRIES, EXPIRED_LEASES)
 STATUS_FAMILIES = (STORE_UP, RELOAD_SUCCESS, RELOAD_TIMESTAMP, START_TIMESTAMP, FETCH_FAILURES,
                    BUILD_INFO)
 FAMILIES = (*STORE_FAMILIES, *STATUS_FAMILIES)
@@ -279,7 +299,7 @@ class _Snapshot:
 
     values: list[LatestValue]
     budgets: list[LatestBudget]
-    alerts: list[AlertCount]
+    alerts: list[ActiveAlertRow]
     runs: list[RunTally]
     queue: QueueStats
 
@@ -323,7 +343,7 @@ class PerfdCollector:
         if snapshot is not None:
             yield from _value_families(snapshot.values, self._statistics)
             yield from _budget_families(snapshot.budgets)
-            yield _alert_family(snapshot.alerts)
+            yield from _alert_families(snapshot.alerts)
             yield from _run_families(snapshot.runs)
             yield from _queue_families(snapshot.queue)
         yield _gauge(STORE_UP, 1.0 if snapshot is not None else 0.0)
@@ -335,7 +355,7 @@ class PerfdCollector:
             return _Snapshot(
                 values=r.latest_values(machine),
                 budgets=r.latest_budgets(machine),
-                alerts=r.active_alert_counts(machine),
+                alerts=r.active_alert_rows(machine),
                 runs=r.run_tallies(machine, RUN_DURATION_BUCKETS_S),
                 queue=r.queue_stats(machine),
             )
@@ -350,8 +370,9 @@ def metrics_registry(collector: PerfdCollector) -> CollectorRegistry:
 
 
 def render(registry: CollectorRegistry) -> bytes:
-    """The registry's metrics in the classic Prometheus text format (what promtool checks)."""
-    return generate_latest(registry)
+    """The registry's metrics in the classic Prometheus text format (what promtool checks),
+    as ``generate_latest`` writes it, by perfd's faster writer (perfd.daemon.exposition)."""
+    return encode(registry.collect())
 
 
 # ----------------------------------------------------------------------------- building
@@ -364,21 +385,19 @@ def _gauge(family: Family, value: float) -> Metric:
 
 
 def _value_families(values: Sequence[LatestValue], statistics: Sequence[str]) -> Iterator[Metric]:
-    families = {family.name: family.new() for family in VALUE_FAMILIES}
-    reference, cv = REFERENCE_RATIO.new(), CV_RATIO.new()
+    # Rows, not Sample objects: a scrape of 5,000 series has tens of thousands of them.
+    families = {f.name: RowGauge(f.name, f.help, f.labels) for f in VALUE_FAMILIES}
+    reference, cv = (RowGauge(f.name, f.help, f.labels) for f in (REFERENCE_RATIO, CV_RATIO))
     units = {unit: value_family(unit) for unit in {v.unit for v in values}}
-    # Samples built directly (add_metric zips the label names per sample): a scrape of
-    # 5,000 series builds tens of thousands of them.
     for v in values:
         family, multiplier, divisor = units[v.unit]
-        name, samples = family.name, families[family.name].samples
-        series = {"suite": v.suite, "benchmark": v.benchmark, "metric": v.metric}
+        rows = families[family.name]
+        series = (v.suite, v.benchmark, v.metric)
         for statistic in statistics:
-            samples.append(Sample(name, {**series, "statistic": statistic},
-                                  getattr(v, statistic) * multiplier / divisor))
-        cv.samples.append(Sample(CV_RATIO.name, series, v.cv))
+            rows.add_row((*series, statistic), getattr(v, statistic) * multiplier / divisor)
+        cv.add_row(series, v.cv)
         if v.reference_ratio is not None:
-            reference.samples.append(Sample(REFERENCE_RATIO.name, series, v.reference_ratio))
+            reference.add_row(series, v.reference_ratio)
     yield from families.values()
     yield reference
     yield cv
@@ -387,7 +406,7 @@ def _value_families(values: Sequence[LatestValue], statistics: Sequence[str]) ->
 def _budget_families(budgets: Sequence[LatestBudget]) -> Iterator[Metric]:
     groups: dict[tuple[str, ...], list[LatestBudget]] = defaultdict(list)
     for b in budgets:
-        groups[(b.suite, b.benchmark, b.metric, b.statistic, b.action)].append(b)
+        groups[(b.suite, b.benchmark, b.metric, b.statistic, b.action, b.owner or "")].append(b)
     ok, no_data, limit = BUDGET_OK.new(), BUDGET_NO_DATA.new(), BUDGET_LIMIT.new()
     limits: dict[tuple[str, str, str], float | None] = {}  # a few distinct texts per scrape
     for key, verdicts in groups.items():
@@ -427,11 +446,22 @@ def _strictest_limit(verdicts: Sequence[LatestBudget],
     return max(found) if direction == Direction.HIGHER.value else min(found)
 
 
-def _alert_family(alerts: Sequence[AlertCount]) -> Metric:
-    family = ALERTS_OPEN.new()
+def _alert_families(alerts: Sequence[ActiveAlertRow]) -> Iterator[Metric]:
+    counts: Counter[tuple[str, str, str, str]] = Counter()
+    # by series labels: two series of one benchmark x metric (tiers with other sizes) share them
+    series: dict[tuple[str, ...], list[ActiveAlertRow]] = defaultdict(list)
     for a in alerts:
-        family.add_metric((a.suite, a.kind, a.confidence, a.state), float(a.count))
-    return family
+        counts[(a.suite, a.kind, a.confidence, a.state)] += 1
+        series[(a.suite, a.benchmark, a.metric, a.kind, a.confidence, a.state)].append(a)
+    total, active, change = ALERTS_OPEN.new(), ALERT_ACTIVE.new(), ALERT_CHANGE.new()
+    for key, count in counts.items():
+        total.add_metric(key, float(count))
+    for labels, rows in series.items():
+        active.add_metric(labels, float(len(rows)))
+        change.add_metric(labels, max((r.change_pct for r in rows), key=abs) / 100.0)
+    yield total
+    yield active
+    yield change
 
 
 def _run_families(tallies: Sequence[RunTally]) -> Iterator[Metric]:
@@ -463,6 +493,13 @@ def _queue_families(queue: QueueStats) -> Iterator[Metric]:
         jobs.add_metric((state,), float(count))
     yield jobs
     yield _gauge(QUEUE_OLDEST, queue.oldest_queued_age_s or 0.0)
+    attempts, retries = JOB_ATTEMPTS.new(), JOB_RETRIES.new()
+    for kind, count in queue.attempts_by_kind.items():
+        attempts.add_metric((kind,), float(count))
+    for kind, count in queue.retries_by_kind.items():
+        retries.add_metric((kind,), float(count))
+    yield attempts
+    yield retries
     yield _gauge(EXPIRED_LEASES, float(queue.expired_leases))
 
 

@@ -368,12 +368,22 @@ def _decide(store: ResultStore, c: _Candidate, policy: AlertPolicy,
         return Decision(c.key, AlertAction.KEPT, f"{comp.status.value}: {comp.reason}", active.id,
                         comp)
     if active is not None:
-        back = comp.status in (Status.UNCHANGED, Status.IMPROVED) or (
+        within = comp.status in (Status.UNCHANGED, Status.IMPROVED) or (
             comp.status is Status.REGRESSED and abs(comp.change_pct) < c.threshold_pct)
-        if back:
+        if within:
+            # Back only when the run shows it: its worst case (the CI's worse end) is within
+            # the threshold, or within half of the alert's change for a large one. A run too
+            # noisy to tell is no proof, and a step resolved by noise would never page again.
+            bound = max(c.threshold_pct, abs(active.change_pct) / 2.0)
+            worst = _worst_change_pct(comp)
+            if worst >= bound:
+                return Decision(c.key, AlertAction.KEPT,
+                                f"not shown back yet: it may still be {worst:+.1f}% worse "
+                                f"(CI end; resolves below {bound:.2g}%): {comp.reason}",
+                                active.id, comp)
             store.transition(active.id, "RESOLVED", actor="perfd",
                              reason=f"run {c.latest.run_id} at {c.latest.commit_sha[:12]} is back "
-                                    f"within {c.threshold_pct:g}%: {comp.reason}")
+                                    f"within {bound:.2g}% (worst case {worst:+.1f}%): {comp.reason}")
             return Decision(c.key, AlertAction.RESOLVED, comp.reason, active.id, comp)
         store.update_alert(active.id, last_commit=c.latest.commit_sha, last_run_id=c.latest.run_id,
                            change_pct=comp.change_pct, confidence=confidence,
@@ -383,6 +393,13 @@ def _decide(store: ResultStore, c: _Candidate, policy: AlertPolicy,
     if not _serious(c, policy):
         return Decision(c.key, AlertAction.QUIET, f"{comp.status.value}: {comp.reason}", None, comp)
     return _open(store, c, comp, comp.reason)
+
+
+def _worst_change_pct(comp: Comparison) -> float:
+    """How much worse the current side may be, in percent: the worse end of the ratio CI
+    (up for a lower-is-better metric, down for a higher-is-better one)."""
+    low, high = comp.ratio_ci
+    return (high - 1.0) * 100.0 if comp.direction is Direction.LOWER else (1.0 - low) * 100.0
 
 
 def _infrastructure_alert(store: ResultStore, suite: str, machine_id: str,

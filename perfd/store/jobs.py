@@ -31,11 +31,30 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from perfd.errors import ConflictError, NotFoundError, UsageError
-from perfd.records import JOB_ACTIVE_STATES, JOB_PRIORITY, JOB_STATES, Job, JobDraft, QueueStats
+from perfd.records import (
+    JOB_ACTIVE_STATES,
+    JOB_KINDS,
+    JOB_PRIORITY,
+    JOB_STATES,
+    Job,
+    JobDraft,
+    QueueStats,
+)
 from perfd.store import tables as t
 
 _JOB_COLUMNS = tuple(f.name for f in fields(Job) if f.name != "payload")
@@ -330,11 +349,19 @@ def queue_stats(conn: Connection, machine_id: str | None, now: datetime) -> Queu
     expired = conn.execute(
         select(func.count()).where(*where, j.state == "RUNNING", j.lease_expires_at <= now)
     ).scalar_one()
+    attempts, retries = dict.fromkeys(JOB_KINDS, 0), dict.fromkeys(JOB_KINDS, 0)
+    retried = case((j.attempts > 1, j.attempts - 1), else_=0)
+    for kind, made, again in conn.execute(
+        select(j.kind, func.sum(j.attempts), func.sum(retried)).where(*where).group_by(j.kind)
+    ):
+        attempts[kind], retries[kind] = int(made or 0), int(again or 0)
     return QueueStats(
         by_state=by_state,
         oldest_queued_age_s=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
         running=by_state["RUNNING"] - expired,
         expired_leases=expired,
+        attempts_by_kind=attempts,
+        retries_by_kind=retries,
     )
 
 

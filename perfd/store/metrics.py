@@ -56,6 +56,7 @@ class LatestBudget:
     metric: str
     statistic: str
     action: str
+    owner: str | None  # the team the budget names
     status: str  # PASS | FAIL | WARN | NO_DATA
     limit_text: str
     unit: str | None
@@ -63,14 +64,17 @@ class LatestBudget:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertCount:
-    """How many alerts of one suite x kind x confidence are in one active state."""
+class ActiveAlertRow:
+    """One OPEN or ACKNOWLEDGED alert of the machine, as /metrics shows it (a machine-wide
+    infrastructure alert has an empty benchmark and metric)."""
 
     suite: str
+    benchmark: str
+    metric: str
     kind: str
     confidence: str
     state: str
-    count: int
+    change_pct: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +161,8 @@ def query_latest_budgets(conn: Connection, machine_id: str) -> list[LatestBudget
     # is indexed by run_id only, so that reads a whole run's rows per series.)
     query = (
         select(history.c.suite, budgets.benchmark, budgets.metric, budgets.statistic,
-               budgets.action, budgets.status, budgets.limit_text, stats.unit, stats.direction)
+               budgets.action, budgets.owner, budgets.status, budgets.limit_text, stats.unit,
+               stats.direction)
         .select_from(t.budget_results)
         .join(history, history.c.id == budgets.run_id)
         .join(newest, and_(newest.c.suite == history.c.suite,
@@ -168,23 +173,22 @@ def query_latest_budgets(conn: Connection, machine_id: str) -> list[LatestBudget
                                       stats.benchmark == budgets.benchmark,
                                       stats.metric == budgets.metric))
         .order_by(history.c.suite, budgets.benchmark, budgets.metric, budgets.statistic,
-                  budgets.action)
+                  budgets.action, budgets.owner)
     )
     return [LatestBudget(*row) for row in conn.execute(query).all()]
 
 
-def query_active_alert_counts(conn: Connection, machine_id: str) -> list[AlertCount]:
-    """OPEN and ACKNOWLEDGED alerts of the machine counted by suite, kind, confidence and
-    state, in one query (only the combinations that have some)."""
+def query_active_alert_rows(conn: Connection, machine_id: str) -> list[ActiveAlertRow]:
+    """The OPEN and ACKNOWLEDGED alerts of the machine (at most one per series), ordered by
+    suite, benchmark, metric and kind, in one query."""
     alerts = t.alerts.c
-    columns = (alerts.suite, alerts.kind, alerts.confidence, alerts.state)
     query = (
-        select(*columns, func.count())
+        select(alerts.suite, func.coalesce(alerts.benchmark, ""), alerts.metric, alerts.kind,
+               alerts.confidence, alerts.state, alerts.change_pct)
         .where(alerts.machine_id == machine_id, alerts.state.in_(ACTIVE_STATES))
-        .group_by(*columns)
-        .order_by(*columns)
+        .order_by(alerts.suite, alerts.benchmark, alerts.metric, alerts.kind, alerts.id)
     )
-    return [AlertCount(*row) for row in conn.execute(query)]
+    return [ActiveAlertRow(*row) for row in conn.execute(query)]
 
 
 def query_run_tallies(

@@ -30,11 +30,11 @@ from perfd.store import budgets, jobs, references, runs
 from perfd.store.alerts import Alert, AlertEvent
 from perfd.store.engine import DatabaseErrors, read_snapshot
 from perfd.store.metrics import (
-    AlertCount,
+    ActiveAlertRow,
     LatestBudget,
     LatestValue,
     RunTally,
-    query_active_alert_counts,
+    query_active_alert_rows,
     query_latest_budgets,
     query_latest_values,
     query_run_tallies,
@@ -236,11 +236,11 @@ class Reader:
         with self._query("reading the latest budget verdicts") as conn:
             return query_latest_budgets(conn, machine_id)
 
-    def active_alert_counts(self, machine_id: str) -> list[AlertCount]:
-        """OPEN and ACKNOWLEDGED alerts of the machine counted by suite, kind, confidence
-        and state. Raises StorageError."""
-        with self._query("counting active alerts") as conn:
-            return query_active_alert_counts(conn, machine_id)
+    def active_alert_rows(self, machine_id: str) -> list[ActiveAlertRow]:
+        """The OPEN and ACKNOWLEDGED alerts of the machine, for /metrics. Raises
+        StorageError."""
+        with self._query("reading active alerts") as conn:
+            return query_active_alert_rows(conn, machine_id)
 
     def run_tallies(self, machine_id: str, bounds_s: Sequence[float]) -> list[RunTally]:
         """Runs of the machine counted by suite, tier and status, with cumulative counts of

@@ -59,6 +59,23 @@ def test_a_ten_percent_regression_opens_alerts_that_update_then_resolve(alerting
     assert "RESOLVED" in out and "by perfd: run" in out and "back within 5%" in out
 
 
+def test_a_run_too_noisy_to_show_the_fix_keeps_the_alert_open(alerting, cli):
+    alerting(0, 0.0, seed=1)
+    alerting(1, 10.0, seed=2)
+    assert cli("alert", "--no-evidence", "--no-confirm")[0] == EXIT_NEGATIVE
+    (one,) = [a for a in alerts(cli) if a["benchmark"] == "fake/one" and a["metric"] == "time"]
+    alerting(1, 0.0, jitter=15.0, seed=5)  # maybe fixed, but the run cannot tell
+    code, out, _ = cli("alert", "--no-evidence", "--no-confirm", "--json")
+    decisions = {(d["benchmark"], d["metric"]): d for d in json.loads(out)}
+    kept = decisions[("fake/one", "time")]
+    assert kept["action"] == "kept" and "not shown back yet" in kept["note"], kept
+    assert [a["id"] for a in alerts(cli) if a["benchmark"] == "fake/one"
+            and a["metric"] == "time"] == [one["id"]]
+    alerting(1, 0.0, seed=6)  # a clean run shows it: resolved
+    assert cli("alert", "--no-evidence", "--no-confirm")[0] == 0
+    assert alerts(cli) == []
+
+
 def test_identical_builds_open_no_alert(alerting, cli):
     alerting(0, 0.0, seed=1)
     alerting(1, 0.0, seed=2)

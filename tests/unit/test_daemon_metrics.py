@@ -234,7 +234,7 @@ def test_budgets_group_by_statistic_and_action_and_never_call_no_data_ok(filled:
 
     def key(benchmark: str, metric: str, statistic: str, action: str) -> frozenset[tuple[str, str]]:
         return labels(suite="core", benchmark=benchmark, metric=metric, statistic=statistic,
-                      action=action)
+                      action=action, owner="perf-team")
 
     time_median = key("hash_insert", "time", "median", "block")
     time_p99 = key("hash_insert", "time", "p99", "warn")
@@ -270,6 +270,19 @@ def test_alerts_runs_and_durations(filled: ResultStore) -> None:
         labels(suite="core", kind="code", confidence="MEDIUM", state="ACKNOWLEDGED"): 1.0,
         labels(suite="core", kind="infrastructure", confidence="LOW", state="OPEN"): 1.0,
     }
+    # one sample per series with an active alert, which Alertmanager routes and links by
+    active = {
+        labels(suite="core", benchmark="hash_insert", metric="time", kind="code",
+               confidence="HIGH", state="OPEN"),
+        labels(suite="core", benchmark="hash_insert", metric="throughput", kind="code",
+               confidence="MEDIUM", state="ACKNOWLEDGED"),
+        labels(suite="core", benchmark="parse_json", metric="instructions", kind="code",
+               confidence="HIGH", state="OPEN"),
+        labels(suite="core", benchmark="", metric="time", kind="infrastructure",
+               confidence="LOW", state="OPEN"),
+    }
+    assert of(samples, "perfd_alert_active") == dict.fromkeys(active, 1.0)
+    assert of(samples, "perfd_alert_change_ratio") == dict.fromkeys(active, 0.125)
     outcomes = {("nightly", "COMPLETED"): 1.0, ("commit", "COMPLETED"): 1.0,
                 ("commit", "CONTENDED"): 1.0, ("commit", "FAILED"): 1.0,
                 ("compare", "COMPLETED"): 1.0, ("reference", "COMPLETED"): 1.0}
@@ -311,6 +324,9 @@ def test_queue_and_daemon_status(filled: ResultStore) -> None:
             ("CANCELLED", 0.0), ("SKIPPED", 0.0))}
     assert of(samples, "perfd_job_queue_oldest_age_seconds") == {labels(): 600.0}
     assert of(samples, "perfd_jobs_expired_leases") == {labels(): 1.0}
+    kinds = ("run", "confirm", "evidence", "rerun")
+    assert of(samples, "perfd_job_attempts_total") == {labels(kind=k): float(k == "run") for k in kinds}
+    assert of(samples, "perfd_job_retries_total") == {labels(kind=k): 0.0 for k in kinds}
     assert of(samples, "perfd_store_up") == {labels(): 1.0}
     assert of(samples, "perfd_config_reload_success") == {labels(): 1.0}
     assert of(samples, "perfd_config_reload_timestamp_seconds") == {labels(): 1_772_000_100.0}
@@ -321,10 +337,19 @@ def test_queue_and_daemon_status(filled: ResultStore) -> None:
         labels(version="0.9.0", python=platform.python_version()): 1.0}
 
 
+def test_a_job_claimed_again_after_its_lease_expired_counts_as_a_retry(filled: ResultStore) -> None:
+    again = filled.claim_job(MACHINE, "worker-2", lease_s=60.0)
+    assert again is not None and again.attempts == 2
+    _, samples = scrape(filled)
+    assert of(samples, "perfd_job_attempts_total")[labels(kind="run")] == 2.0
+    assert of(samples, "perfd_job_retries_total")[labels(kind="run")] == 1.0
+    assert of(samples, "perfd_jobs_expired_leases") == {labels(): 0.0}
+
+
 def test_no_commit_sha_or_run_id_in_any_label(filled: ResultStore) -> None:
     text, samples = scrape(filled)
     names = {name for _, labelset in samples for name, _ in labelset}
-    assert names <= {"suite", "benchmark", "metric", "statistic", "action", "kind",
+    assert names <= {"suite", "benchmark", "metric", "statistic", "action", "owner", "kind",
                      "confidence", "state", "tier", "outcome", "le", "repository", "version",
                      "python"}
     values_seen = {value for _, labelset in samples for _, value in labelset}

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from perfd.errors import ConflictError, NotFoundError, UsageError
 from perfd.store import (
+    JOB_KINDS,
     JOB_STATES,
     SCHEMA_VERSION,
     Job,
@@ -438,8 +439,10 @@ def test_queue_stats_count_states_waiting_time_and_leases(
     store: ResultStore, clock: FakeClock
 ) -> None:
     empty = store.queue_stats("m1")
+    none = dict.fromkeys(JOB_KINDS, 0)
     assert empty == QueueStats(by_state=dict.fromkeys(JOB_STATES, 0), oldest_queued_age_s=None,
-                               running=0, expired_leases=0)
+                               running=0, expired_leases=0, attempts_by_kind=none,
+                               retries_by_kind=none)
     first = enqueue(store, commit_sha=sha(1))
     clock.advance(1)
     enqueue(store, commit_sha=sha(2))
