@@ -2,8 +2,8 @@
 
 - :func:`ratio_series`: a series as ratios to the reference of its newest run, runs against
   an older reference carried over through the measured link factors.
-- :func:`trailing_step`: the stable stretch a series' newest runs are judged against, and
-  how many of them are worse than it.
+- :func:`trailing_step`: where a series' newest runs stepped away from the stable stretch
+  before them, and how many of them are worse than it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from perfd.store.reader import Reader
 # Runs of the stable stretch before a step that the step is judged against (their values
 # pooled): one run's few pairs cannot reach a small p once FDR counts every series.
 BASELINE_RUNS = 5
-# A streak of worse runs longer than this that never alerted is the series' new level.
+# A step is looked for among this many newest runs: a longer stretch of worse runs that
+# never alerted is the series' new level.
 MAX_STREAK = 2 * BASELINE_RUNS
 
 
@@ -69,38 +70,46 @@ class Step:
 
 def trailing_step(points: Sequence[SeriesPoint], direction: Direction,
                   threshold_pct: float) -> Step:
-    """The longest streak (up to MAX_STREAK) of newest runs that are all worse by more than
-    the threshold than the median of the BASELINE_RUNS runs before the streak, and those
-    runs; with no such streak, the newest run and the runs before it. Raises ValueError for
-    fewer than two points."""
+    """The newest runs that stepped away from the stable stretch before them, and those runs.
+
+    A step may start at any of the last MAX_STREAK runs when the runs from there on are,
+    by their median, worse by more than the threshold than the median of the BASELINE_RUNS
+    runs before it, and the newest run still is worse by more than half the threshold.
+    Among those starts the one with the largest least-squares gain is the step (noise above
+    the threshold can make an earlier start qualify; one noisy run inside a real step does
+    not break it). ``worse_runs`` counts the runs after the step that are each worse by
+    more than the threshold. With no such start: the newest run and the runs before it.
+    Raises ValueError for fewer than two points."""
     if len(points) < 2:
         raise ValueError(f"trailing_step: needs at least two runs, got {len(points)}")
     n = len(points)
-    streak = 0
+    values = [p.median for p in points]
+    starts = []
     for k in range(1, min(MAX_STREAK, n - 1) + 1):
-        level = statistics.median(p.median for p in points[max(0, n - k - BASELINE_RUNS):n - k])
-        if all(worse_pct(level, p.median, direction) > threshold_pct for p in points[n - k:]):
-            streak = k
-    if streak < 2:
-        cut = n - 1
-    else:  # where in the streak did it step? Noise above the threshold can start it early
-        w0 = max(0, n - streak - BASELINE_RUNS)
-        cut = w0 + _step_at([p.median for p in points[w0:]], n - streak - w0)
-    return Step(stable_stretch(points[:cut], threshold_pct), tuple(points[cut:]),
-                n - cut if streak else 0, points[cut - 1])
+        cut = n - k
+        level = statistics.median(values[max(0, cut - BASELINE_RUNS):cut])
+        if (worse_pct(level, statistics.median(values[cut:]), direction) > threshold_pct
+                and worse_pct(level, values[-1], direction) > threshold_pct / 2):
+            starts.append((cut, level))
+    if not starts:
+        return Step(stable_stretch(points[:-1], threshold_pct), (points[-1],), 0, points[-2])
+    w0 = max(0, n - MAX_STREAK - BASELINE_RUNS)
+    gains = _step_gains(values[w0:])
+    cut, level = max(starts, key=lambda start: gains[start[0] - w0])
+    worse = sum(worse_pct(level, v, direction) > threshold_pct for v in values[cut:])
+    return Step(stable_stretch(points[:cut], threshold_pct), tuple(points[cut:]), worse,
+                points[cut - 1])
 
 
-def _step_at(values: Sequence[float], earliest: int) -> int:
-    """The split j >= ``earliest`` of ``values`` with the largest least-squares gain of one
-    mean shift, (mean after - mean before)^2 * n_before * n_after: where the step is, as
+def _step_gains(values: Sequence[float]) -> dict[int, float]:
+    """For each split j of ``values`` (1 <= j < len), the least-squares gain of one mean
+    shift there, (mean after - mean before)^2 * n_before * n_after: where the step is, as
     the change-point detector would place it."""
-    best, best_gain = earliest, -1.0
-    for j in range(max(1, earliest), len(values)):
+    gains = {}
+    for j in range(1, len(values)):
         left, right = values[:j], values[j:]
-        gain = (sum(right) / len(right) - sum(left) / len(left)) ** 2 * len(left) * len(right)
-        if gain > best_gain:
-            best, best_gain = j, gain
-    return best
+        gains[j] = (sum(right) / len(right) - sum(left) / len(left)) ** 2 * len(left) * len(right)
+    return gains
 
 
 def stable_stretch(points: Sequence[SeriesPoint], threshold_pct: float) -> tuple[SeriesPoint, ...]:

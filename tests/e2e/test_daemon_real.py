@@ -6,73 +6,24 @@ the budget fails and /metrics shows it."""
 from __future__ import annotations
 
 import re
-import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import git
-from tests.daemon_process import DaemonProcess, daemon_file, free_port, wait_for
-
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).parents[2]
-BUDGET = """version: 1
-budgets:
-  - suite: example
-    benchmark: request/parse
-    metric: time
-    max_regression_pct: 5
-    against: reference
-    owner: team-request
-"""
 
 
-def test_a_pushed_slowdown_is_run_confirmed_alerted_with_evidence_and_budgeted(tmp_path, cli,
-                                                                             monkeypatch):
-    repo = tmp_path / "repo"
-    out = subprocess.run([str(ROOT / "examples" / "make-demo-repo.sh"), str(repo)], check=True,
-                         capture_output=True, text=True).stdout
-    shas = dict(line.split() for line in out.splitlines() if line.strip())
-    git(repo, "update-ref", "refs/heads/main", shas["base"])  # the slowdown is not pushed yet
-    work = tmp_path / "work"
-    (work / "suites").mkdir(parents=True)
-    suite = (ROOT / "suites" / "example.yaml").read_text()
-    suite = re.sub(r"repository: .*", f"repository: {repo}", suite)
-    suite = suite.replace("tiers: [commit, nightly]", "tiers: {commit: {repetitions: 8}}")
-    (work / "suites" / "example.yaml").write_text(suite)
-    (work / "suites" / "example").symlink_to(ROOT / "suites" / "example")
-    (work / "budgets.yaml").write_text(BUDGET)
-    port = free_port()
-    daemon_file(work, port, poll="{interval_s: 0}")
-    monkeypatch.chdir(work)
-    monkeypatch.delenv("PERFD_CONFIG", raising=False)
-    monkeypatch.setenv("PERFD_MACHINE_LOCK", str(work / "machine.lock"))
-    assert cli("reference", "set", "--suite", "example", "--commit", shas["base"],
-               "--reason", "the release")[0] == 0
-
-    d = DaemonProcess(work, port)
+def test_a_pushed_slowdown_is_run_confirmed_alerted_with_evidence_and_budgeted(example_daemon):
+    shas = example_daemon.shas
+    d = example_daemon.start()
     try:
-        d.wait_ready()
-        push = {"ref": "refs/heads/main", "after": shas["base"], "before": "0" * 40,
-                "commits": [{"id": shas["base"]}], "repository": {"clone_url": str(repo)}}
-        assert d.webhook(push)[0] == 202
-        wait_for("the base commit's run", lambda: any(
-            j["kind"] == "confirm" and j["state"] == "DONE" for j in d.jobs()), 300, 1.0)
-
-        git(repo, "update-ref", "refs/heads/main", shas["slow"])  # the push of the slowdown
-        status, body = d.webhook({**push, "after": shas["slow"], "before": shas["base"],
-                                  "commits": [{"id": shas["slow"]}]})
-        assert status == 202 and body["jobs"][0]["commit"] == shas["slow"]
-
-        def evidence_done() -> bool:
-            jobs = d.jobs()
-            failed = [j for j in jobs if j["state"] == "FAILED"]
-            assert not failed, failed
-            return any(j["kind"] == "evidence" and j["state"] == "DONE" for j in jobs)
-
-        wait_for("the slowdown's run, confirmation and evidence", evidence_done, 600, 1.0)
+        example_daemon.push("base")
+        example_daemon.wait_jobs("the base commit's run", "confirm", shas["base"], 300)
+        body = example_daemon.push("slow", before="base")
+        assert body["jobs"][0]["commit"] == shas["slow"]
+        example_daemon.wait_jobs("the slowdown's run, confirmation and evidence", "evidence",
+                                 shas["slow"])
         alerts = d.get("/api/v1/alerts?state=OPEN")["items"]
         parse = [a for a in alerts if a["benchmark"] == "request/parse" and a["metric"] == "time"]
         assert parse, alerts
@@ -106,4 +57,3 @@ def test_a_pushed_slowdown_is_run_confirmed_alerted_with_evidence_and_budgeted(t
     finally:
         code = d.stop(signal.SIGTERM)
     assert code == 0, d.output()
-    shutil.rmtree(work / "state" / "builds", ignore_errors=True)

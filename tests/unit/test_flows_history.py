@@ -91,3 +91,18 @@ def test_the_last_good_run_is_the_one_just_before_the_step_even_when_left_out_of
     step = trailing_step(series(1.0, 1.0, 1.0, 1.0, 1.0, 1.0052, 1.013), Direction.LOWER, 0.5)
     assert ids(step.after) == [7] and ids(step.baseline) == [2, 3, 4, 5]
     assert step.last_good.run_id == 6
+
+
+def test_one_noisy_run_inside_a_step_does_not_break_it():
+    # +1% from run 6 on, run 7 measured only +0.4%: the step still starts at run 6 and
+    # all three runs are pooled against the five before (two of them each beyond 0.5%)
+    step = trailing_step(series(1.0, 1.001, 0.999, 1.0, 1.0, 1.010, 1.004, 1.011),
+                         Direction.LOWER, 0.5)
+    assert ids(step.after) == [6, 7, 8] and step.worse_runs == 2
+    assert ids(step.baseline) == [1, 2, 3, 4, 5] and step.last_good.run_id == 5
+
+
+def test_a_step_that_went_away_again_is_no_step():
+    # two worse runs, then the newest back at the old level: nothing to alert on now
+    step = trailing_step(series(1.0, 1.0, 1.0, 1.0, 1.0, 1.02, 1.02, 1.0005), Direction.LOWER, 0.5)
+    assert step.worse_runs == 0 and ids(step.after) == [8]
