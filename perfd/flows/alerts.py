@@ -50,7 +50,9 @@ from perfd.model import NOT_HISTORY_TIERS, AlertAction, Confidence, Direction, S
 from perfd.store import Alert, AlertDraft, AlertEvent, ResultStore, SeriesKey, SeriesPoint
 from perfd.store.reader import Reader
 
+# The machine-wide series key of an infrastructure alert: every benchmark, metric and config.
 INFRA_METRIC = "*"
+INFRA_CONFIG = "*"
 # How the reason of an alert that a lock-step A/B refuted begins (so it is not asked again).
 REFUTED = "refuted by a"
 # CLI verbs of the alert lifecycle -> the state they move an alert to.
@@ -405,7 +407,7 @@ def _worst_change_pct(comp: Comparison) -> float:
 def _infrastructure_alert(store: ResultStore, suite: str, machine_id: str,
                           candidates: Sequence[_Candidate], reason: str, shift_pct: float,
                           active_alerts: Mapping[SeriesKey, Alert]) -> Decision:
-    key = SeriesKey(suite, "", INFRA_METRIC, machine_id, "")
+    key = SeriesKey(suite, "", INFRA_METRIC, machine_id, INFRA_CONFIG)
     latest = max(candidates, key=lambda c: c.latest.started_at)
     active = active_alerts.get(key)
     if active is not None:

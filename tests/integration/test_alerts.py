@@ -76,6 +76,27 @@ def test_a_run_too_noisy_to_show_the_fix_keeps_the_alert_open(alerting, cli):
     assert alerts(cli) == []
 
 
+def test_a_shift_of_every_benchmark_at_once_is_one_infrastructure_alert(alerting, cli, workspace,
+                                                                      monkeypatch):
+    # five benchmarks all ~10% slower together: the machine changed, not the code
+    monkeypatch.setenv("FAKE_HARNESS_NAMES", "fake/one,fake/two,fake/three,fake/four,fake/five")
+    path = workspace.path / "suites" / "fake.yaml"  # as the alerting fixture wrote it
+    path.write_text(path.read_text().replace(
+        "  - name: fake/one\n", "".join(f"  - name: fake/{n}\n"
+                                        for n in ("one", "three", "four", "five"))))
+    alerting(0, 0.0, seed=1)
+    alerting(1, 10.0, seed=2)
+    code, out, _ = cli("alert", "--no-evidence", "--no-confirm", "--json")
+    (infra,) = [d for d in json.loads(out) if d["action"] == "opened"]
+    assert infra["benchmark"] == "" and infra["metric"] == "*"
+    (alert,) = alerts(cli)
+    assert alert["kind"] == "infrastructure" and alert["state"] == "OPEN"
+    assert "environment" in alert["reason"] or "together" in alert["reason"], alert["reason"]
+    alerting(1, 10.0, seed=3)  # still shifted: the same alert is updated
+    assert cli("alert", "--no-evidence", "--no-confirm")[0] == EXIT_NEGATIVE
+    assert [a["id"] for a in alerts(cli)] == [alert["id"]]
+
+
 def test_identical_builds_open_no_alert(alerting, cli):
     alerting(0, 0.0, seed=1)
     alerting(1, 0.0, seed=2)
