@@ -7,10 +7,11 @@ suite across the commit and nightly tiers, every history run paired with the ref
 build (its REFERENCE side stored too, and current/reference ratios), budgets on every
 tenth benchmark (time median with a ceiling and a relative limit, throughput median
 relative), a few contended and failed runs, open and acknowledged alerts, and queued jobs. Runs are
-stored with their statistics only: a scrape never reads processes or samples. Then builds
-the daemon's collector and registry once and times ``render()`` (every query through one
-snapshot + the text exposition), as the HTTP handler runs it per scrape, and prints a block
-for benchmarks/RESULTS.md.
+stored with their statistics only: a scrape never reads processes or samples. Then times
+``render()`` (every query through one snapshot + the text exposition), as the HTTP handler
+runs it per scrape, twice: the first scrape after a run was stored (a new collector, nothing
+kept) and the scrapes in between (the benchmark families kept by the store's values
+version), and prints a block for benchmarks/RESULTS.md.
 
     python benchmarks/bench_metrics_scrape.py                # 50 x 50 x 2 = 5,000 series
     python benchmarks/bench_metrics_scrape.py --statistics median   # the lean scrape
@@ -34,6 +35,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import sqlalchemy
+from prometheus_client import CollectorRegistry
 
 from perfd.daemon.metrics import (
     STATISTICS,
@@ -195,21 +197,39 @@ def main(argv: list[str] | None = None) -> int:
                               reload_timestamp=time.time(), poll_failures={"minilib": 0},
                               version="bench")
         chosen = tuple(args.statistics.split(","))
-        registry = metrics_registry(PerfdCollector(store, MACHINE, lambda: status,
+        def registry() -> CollectorRegistry:
+            return metrics_registry(PerfdCollector(store, MACHINE, lambda: status,
                                                    statistics=chosen))
-        render(registry)  # warm the connection pool and the page cache, as a running daemon has
+
+        render(registry())  # warm the connection pool and the page cache, as a running daemon has
+        # the first scrape after a run was stored (or deleted): a new collector has nothing kept
+        cold = []
+        for _ in range(args.scrapes):
+            fresh = registry()
+            t = time.perf_counter()
+            body = render(fresh)
+            cold.append(time.perf_counter() - t)
+        # the scrapes in between (Prometheus every 15 s, a run every few minutes)
+        kept = registry()
+        render(kept)
         times, size, lines = [], 0, 0
         for _ in range(args.scrapes):
             t = time.perf_counter()
-            body = render(registry)
+            again = render(kept)
             times.append(time.perf_counter() - t)
-            size, lines = len(body), body.count(b"\n")
+            size, lines = len(again), again.count(b"\n")
+        def steady(text: bytes) -> list[bytes]:  # the queue's oldest age grows by the second
+            return [line for line in text.splitlines()
+                    if not line.startswith(b"perfd_job_queue_oldest_age_seconds ")]
+
+        assert steady(again) == steady(body), "a kept scrape must answer what a fresh one does"
         samples = sum(1 for line in body.splitlines() if not line.startswith(b"#"))
         store.close()
         db_mib = db.stat().st_size / 2**20
 
     command = "python benchmarks/bench_metrics_scrape.py " + shlex.join(argv or sys.argv[1:])
     median_ms, max_ms = statistics.median(times) * 1e3, max(times) * 1e3
+    cold_ms, cold_max_ms = statistics.median(cold) * 1e3, max(cold) * 1e3
     print(f"""## /metrics scrape: PerfdCollector + render()
 
 - date: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
@@ -225,8 +245,12 @@ exported: {", ".join(chosen)}
 
 | figure | value |
 |---|---|
-| render(), median of {args.scrapes} scrapes | **{median_ms:.1f} ms** (target <= 100 ms) |
-| render(), max | {max_ms:.1f} ms |""")
+| scrape between runs (benchmark families kept), median of {args.scrapes} | **{median_ms:.1f} ms** \
+(target <= 100 ms) |
+| same, max | {max_ms:.1f} ms |
+| first scrape after a run was stored (nothing kept), median of {args.scrapes} | **{cold_ms:.1f} ms** \
+(target <= 100 ms) |
+| same, max | {cold_max_ms:.1f} ms |""")
     return 0
 
 

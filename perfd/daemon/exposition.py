@@ -48,20 +48,30 @@ class _Written(dict[str, str]):
 
 
 class RowGauge(Metric):
-    """A gauge family kept as rows (label values in ``label_names`` order, value): what the
-    collector builds for the thousands of benchmark samples of a scrape. ``samples`` makes
-    Sample objects on demand (generate_latest, parsers, tests); encode() writes the rows
-    without them, each distinct label value escaped once."""
+    """A gauge family kept as rows rather than Sample objects: what the collector builds for
+    the thousands of benchmark samples of a scrape. A row is the values of ``label_names``
+    and either one value, or (with ``varying``, one more label) several (varying label value,
+    value) samples: a series' statistics. ``samples`` makes Sample objects on demand
+    (generate_latest, parsers, tests); encode() writes the rows without them, each distinct
+    label value escaped once and a row's shared labels once per row."""
 
-    def __init__(self, name: str, documentation: str, label_names: Sequence[str]) -> None:
-        self._rows: list[tuple[tuple[str, ...], float]] = []
+    def __init__(self, name: str, documentation: str, label_names: Sequence[str], *,
+                 varying: str | None = None) -> None:
+        self._rows: list[tuple[tuple[str, ...], tuple[tuple[str, float], ...]]] = []
         super().__init__(name, documentation, "gauge")
         self.label_names = tuple(label_names)
+        self.varying = varying
+        self._lines: list[str] | None = None  # written once: the rows are final by then
 
     @property
     def samples(self) -> list[Sample]:
-        return [Sample(self.name, dict(zip(self.label_names, values, strict=True)), value)
-                for values, value in self._rows]
+        out = []
+        for values, samples in self._rows:
+            labels = dict(zip(self.label_names, values, strict=True))
+            for label_value, value in samples:
+                extra = {self.varying: label_value} if self.varying else {}
+                out.append(Sample(self.name, {**labels, **extra}, value))
+        return out
 
     @samples.setter
     def samples(self, value: list[Sample]) -> None:  # Metric.__init__ sets []
@@ -69,17 +79,46 @@ class RowGauge(Metric):
             raise TypeError("RowGauge: add rows with add_row, not samples")
 
     def add_row(self, values: tuple[str, ...], value: float) -> None:
-        self._rows.append((values, value))
+        """One sample (a family without ``varying``). Raises RuntimeError once written."""
+        self.add_series(values, (("", value),))
+
+    def add_series(self, values: tuple[str, ...], samples: tuple[tuple[str, float], ...]) -> None:
+        """Several samples that differ in the ``varying`` label only. Raises RuntimeError
+        once written."""
+        if self._lines is not None:
+            raise RuntimeError(f"RowGauge {self.name}: rows added after it was written")
+        self._rows.append((values, samples))
 
     def write(self, out: list[str]) -> None:
-        """Append this family's sample lines to ``out``, labels sorted by name."""
-        order = sorted(range(len(self.label_names)), key=self.label_names.__getitem__)
-        written = [_Written(self.label_names[i]) for i in order]
-        pairs = list(zip(order, written, strict=True))
-        name = self.name
-        for values, value in self._rows:
-            labels = ",".join([w[values[i]] for i, w in pairs])
-            out.append(f"{name}{{{labels}}} {_value(value)}\n")
+        """Append this family's sample lines to ``out``, labels sorted by name as
+        generate_latest writes them; a family written before (kept between scrapes) appends
+        the same lines again."""
+        if self._lines is None:
+            lines: list[str] = []
+            self._write(lines)
+            self._lines = lines
+        out.extend(self._lines)
+
+    def _write(self, out: list[str]) -> None:
+        names = self.label_names
+        order = sorted(range(len(names)), key=names.__getitem__)
+        written = [_Written(names[i]) for i in order]
+        look = _Written.__getitem__
+        # where the varying label sits among the sorted names: the row's labels before it
+        # and after it are written once per row
+        split = sum(name < self.varying for name in names) if self.varying else len(order)
+        varying = _Written(self.varying or "")
+        line = f"{self.name}{{{{{{}}}}}} {{}}\n".format
+        for values, samples in self._rows:
+            fixed = list(map(look, written, [values[i] for i in order]))
+            if self.varying is None:
+                out.append(line(",".join(fixed), _value(samples[0][1])))
+                continue
+            head = ",".join(fixed[:split])
+            tail = ",".join(fixed[split:])
+            for label_value, value in samples:
+                text = ",".join(part for part in (head, varying[label_value], tail) if part)
+                out.append(line(text, _value(value)))
 
 
 def _value(value: float) -> str:

@@ -1,8 +1,10 @@
 """The daemon's /metrics: a custom collector on perfd's own registry, read from the store at
 scrape time.
 
-Every scrape builds fresh families from one read snapshot (``with store.reading()``) and
-the daemon's status; nothing is cached between scrapes and no sample carries a timestamp.
+Every scrape builds its families from one read snapshot (``with store.reading()``) and
+the daemon's status, and no sample carries a timestamp. The benchmark value families (nearly
+all samples) are kept, text included, while the store's values version (newest run id, run
+count, newest finish, newest reference ratio) stays the same; everything else is read anew.
 ``describe()`` names the families without touching the database, so registering the
 collector costs no query. Only this machine's runs, alerts and jobs are shown; history lives
 in SQL, the metrics show the latest state, with no commit, sha or run id among the labels.
@@ -37,12 +39,13 @@ others (one sample fewer per budgeted series and scrape).
 ``perfd_budget_limit`` is the group's absolute limit (the strictest, when several) in the
 base unit of the metric's value family; relative limits have none.
 
-What a scrape costs grows with the samples it renders: prometheus_client's text exposition
-takes ~1 us per sample plus ~0.9 us per label on this project's 2-core VMs, so 5,000 series with
-all four statistics, their CV and reference ratio (~34,000 samples) render in ~250 ms and
-with the median alone (``PerfdCollector(..., statistics=("median",))``, ~19,000 samples) in
-~150 ms (benchmarks/bench_metrics_scrape.py). The queries are one per kind of figure, never
-one per series.
+What a scrape costs grows with the samples it renders. At 5,000 series with all four
+statistics, their CV and reference ratio (~34,000 samples) on this project's 2-core VMs, the
+first scrape after a run was stored takes ~130 ms (SQL ~40 ms, families and text ~90 ms;
+``generate_latest`` alone took 150 ms for the text, hence perfd.daemon.exposition), and the
+scrapes in between ~30 ms (benchmarks/bench_metrics_scrape.py). ``PerfdCollector(...,
+statistics=("median",))`` exports fewer. The queries are one per kind of figure, never one
+per series.
 
 Label values are perfd's own spellings (tiers ``commit``, outcomes ``COMPLETED``, confidences
 ``HIGH``, states ``OPEN``), as the CLI and the API show them. ``perfd_store_up`` is 0 when the
@@ -217,7 +220,7 @@ QUEUE_OLDEST = Family(
 JOB_ATTEMPTS = Family(
     "perfd_job_attempts", "counter",
     "Attempts made at this machine's jobs in perfd's job table, by kind (run | confirm | "
-    "evidence | rerun); drops when old jobs are deleted.", ("kind",))
+    "evidence | rerun | bisect); drops when old jobs are deleted.", ("kind",))
 JOB_RETRIES = Family(
     "perfd_job_retries", "counter",
     "Attempts after a job's first (the job failed, or its worker died and the lease "
@@ -295,9 +298,9 @@ def absolute_limit(limit_text: str, metric: str, unit: str) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
-    """Everything one scrape reads from the store."""
+    """Everything one scrape reads from the store (the benchmark families already built)."""
 
-    values: list[LatestValue]
+    values: tuple[Metric, ...]
     budgets: list[LatestBudget]
     alerts: list[ActiveAlertRow]
     runs: list[RunTally]
@@ -326,6 +329,11 @@ class PerfdCollector:
         self._machine_id = machine_id
         self._status = status
         self._statistics = tuple(statistics)
+        # The benchmark families (nearly all of a scrape's samples, and of its cost) of the
+        # last scrape, by the store's values version: they only change when a run is stored
+        # or deleted or a reference ratio saved, so the scrapes in between reuse them, text
+        # included. (A tuple swapped whole: scrapes may run in several HTTP threads.)
+        self._values: tuple[tuple[Any, ...], tuple[Metric, ...]] | None = None
 
     def describe(self) -> Iterable[Metric]:
         """The families collect() yields, without samples and without reading anything."""
@@ -341,7 +349,7 @@ class PerfdCollector:
             log.warning("/metrics: could not read the store: %s", error)
             snapshot = None
         if snapshot is not None:
-            yield from _value_families(snapshot.values, self._statistics)
+            yield from snapshot.values
             yield from _budget_families(snapshot.budgets)
             yield from _alert_families(snapshot.alerts)
             yield from _run_families(snapshot.runs)
@@ -352,8 +360,13 @@ class PerfdCollector:
     def _read(self) -> _Snapshot:
         machine = self._machine_id
         with self._store.reading() as r:
+            version = r.values_version(machine)
+            kept = self._values
+            if kept is None or kept[0] != version:
+                kept = self._values = (version, tuple(_value_families(r.latest_values(machine),
+                                                                      self._statistics)))
             return _Snapshot(
-                values=r.latest_values(machine),
+                values=kept[1],
                 budgets=r.latest_budgets(machine),
                 alerts=r.active_alert_rows(machine),
                 runs=r.run_tallies(machine, RUN_DURATION_BUCKETS_S),
@@ -386,15 +399,15 @@ def _gauge(family: Family, value: float) -> Metric:
 
 def _value_families(values: Sequence[LatestValue], statistics: Sequence[str]) -> Iterator[Metric]:
     # Rows, not Sample objects: a scrape of 5,000 series has tens of thousands of them.
-    families = {f.name: RowGauge(f.name, f.help, f.labels) for f in VALUE_FAMILIES}
+    families = {f.name: RowGauge(f.name, f.help, _SERIES_LABELS, varying="statistic")
+                for f in VALUE_FAMILIES}
     reference, cv = (RowGauge(f.name, f.help, f.labels) for f in (REFERENCE_RATIO, CV_RATIO))
     units = {unit: value_family(unit) for unit in {v.unit for v in values}}
     for v in values:
         family, multiplier, divisor = units[v.unit]
-        rows = families[family.name]
         series = (v.suite, v.benchmark, v.metric)
-        for statistic in statistics:
-            rows.add_row((*series, statistic), getattr(v, statistic) * multiplier / divisor)
+        families[family.name].add_series(series, tuple(
+            (statistic, getattr(v, statistic) * multiplier / divisor) for statistic in statistics))
         cv.add_row(series, v.cv)
         if v.reference_ratio is not None:
             reference.add_row(series, v.reference_ratio)

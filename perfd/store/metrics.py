@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import CTE, ColumnElement, Connection, Double, and_, case, cast, extract, func, select
 
@@ -116,6 +117,19 @@ def _history(machine_id: str) -> CTE:
         )
         .cte("history")
     )
+
+
+def query_values_version(conn: Connection, machine_id: str) -> tuple[Any, ...]:
+    """What changes whenever query_latest_values' answer may: the machine's runs (newest
+    id, count, newest finish: a run started, completed, failed or was deleted) and the
+    newest reference ratio. Cheap (indexes and primary keys), so /metrics can keep its
+    benchmark families between scrapes while it stays the same."""
+    runs, ratios = t.benchmark_runs.c, t.run_ratios.c
+    row = conn.execute(
+        select(func.max(runs.id), func.count(), func.max(runs.finished_at))
+        .where(runs.machine_id == machine_id)
+    ).one()
+    return (*row, conn.execute(select(func.max(ratios.id))).scalar_one())
 
 
 def query_latest_values(conn: Connection, machine_id: str) -> list[LatestValue]:

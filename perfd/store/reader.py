@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -38,6 +39,7 @@ from perfd.store.metrics import (
     query_latest_budgets,
     query_latest_values,
     query_run_tallies,
+    query_values_version,
 )
 from perfd.store.runs import RunDetail, RunInfo
 from perfd.store.series import SeriesKey, SeriesPoint, query_series_keys, query_series_points
@@ -229,6 +231,12 @@ class Reader:
         StorageError."""
         with self._query("reading the latest values") as conn:
             return query_latest_values(conn, machine_id)
+
+    def values_version(self, machine_id: str) -> tuple[Any, ...]:
+        """Changes whenever latest_values' answer may (see query_values_version). Raises
+        StorageError."""
+        with self._query("reading the version of the latest values") as conn:
+            return query_values_version(conn, machine_id)
 
     def latest_budgets(self, machine_id: str) -> list[LatestBudget]:
         """Budget verdicts of every suite x benchmark x metric of the machine from the

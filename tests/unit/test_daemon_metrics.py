@@ -229,6 +229,30 @@ def test_benchmark_values_come_from_the_latest_history_run_in_base_units(filled:
         labels(suite="core", benchmark="hash_insert", metric="time"): 1.05}
 
 
+def test_the_benchmark_families_are_kept_until_a_run_changes_them(filled: ResultStore,
+                                                                  clock: FakeClock) -> None:
+    collector = PerfdCollector(filled, MACHINE, lambda: STATUS)
+    first, _ = scrape_with(collector)
+    kept = collector._values
+    again, _ = scrape_with(collector)
+    assert again == first and collector._values is kept  # nothing stored in between
+    # a new history run: its values are what the next scrape shows
+    run(filled, clock, commit=SHAS[3], tier="commit", start_min=600, duration_s=60.0,
+        stats=(summary("hash_insert", "time", "ns", 200.0, 201.0, 210.0, 215.0),))
+    _, samples = scrape_with(collector)
+    assert collector._values is not kept
+    assert of(samples, "perfd_benchmark_seconds")[labels(
+        suite="core", benchmark="hash_insert", metric="time", statistic="median")] == 2e-07
+    # any other run of the machine (this one failed) is a new version too
+    kept = collector._values
+    filled.fail_run(filled.begin_run(RunStart(suite="core", commit_sha=SHAS[4], machine_id=MACHINE,
+                                              config_hash="cfg", build_hash="bld",
+                                              started_at=T0 + timedelta(hours=11), pid=1,
+                                              tier="commit"), hostname="host"), "boom")
+    scrape_with(collector)
+    assert collector._values is not kept
+
+
 def test_budgets_group_by_statistic_and_action_and_never_call_no_data_ok(filled: ResultStore) -> None:
     _, samples = scrape(filled)
 
@@ -324,7 +348,7 @@ def test_queue_and_daemon_status(filled: ResultStore) -> None:
             ("CANCELLED", 0.0), ("SKIPPED", 0.0))}
     assert of(samples, "perfd_job_queue_oldest_age_seconds") == {labels(): 600.0}
     assert of(samples, "perfd_jobs_expired_leases") == {labels(): 1.0}
-    kinds = ("run", "confirm", "evidence", "rerun")
+    kinds = ("run", "confirm", "evidence", "rerun", "bisect")
     assert of(samples, "perfd_job_attempts_total") == {labels(kind=k): float(k == "run") for k in kinds}
     assert of(samples, "perfd_job_retries_total") == {labels(kind=k): 0.0 for k in kinds}
     assert of(samples, "perfd_store_up") == {labels(): 1.0}
