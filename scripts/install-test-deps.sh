@@ -5,6 +5,7 @@ set -euo pipefail
 need=()
 for pair in git:git gcc:gcc make:make cmake:cmake perf:linux-perf valgrind:valgrind node:nodejs \
             chromium:chromium chromedriver:chromium-driver promtool:prometheus \
+            amtool:prometheus-alertmanager \
             systemd-analyze:systemd; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
