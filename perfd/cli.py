@@ -46,6 +46,126 @@ positive when the A/B shows no regression. Exit status 1 when an alert is open a
 """
 
 
+GATE_EPILOG = """\
+the baseline is --baseline, else the merge base of --current with --target-branch (tried as
+given, then as origin/BRANCH); no such branch, no common history, or a current commit that is
+already on the branch is an error (exit 2), never a silent pass. Both commits are built and
+run in adaptive lock-step pairs (as `perfd compare`), measured again while the machine is
+CONTENDED (--retries); the current side is held to the suite's budgets (relative limits
+against the baseline side of the same pairs). An override - a `Perf-Override: <reason>`
+trailer in the current commit's message, or --override REASON (a CI passes it from a pull
+request label; it wins over the trailer) - turns a block into a pass that says so. Every
+verdict is recorded in the store (table gate_verdicts) and shown in every output.
+
+exit codes of perfd gate:
+  0    PASS: no regression at the required confidence, no failing block budget (or an
+       override accepted them; warn budgets and weaker regressions are shown)
+  1    BLOCKED: a regression at --require-confidence or more, or a failing block budget
+  2    configuration error: bad arguments, suite or budgets; no baseline to compare with
+  3    could not measure: a commit does not exist or does not build, the harness failed,
+       the machine stayed CONTENDED past --retries, or no benchmark could be decided
+  6    storage error    7  machine busy (--no-wait)    70  internal error    130  interrupted
+"""
+
+
+def _add_gate_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    g = sub.add_parser("gate", help="CI gate: measure a change against its merge base, hold it "
+                                    "to its budgets, pass or block (exit 0/1; 2 config, 3 "
+                                    "could not measure)",
+                       epilog=GATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("--suite", required=True, help="suite name or path to its YAML")
+    g.add_argument("--current", required=True, metavar="REV",
+                   help="the commit to judge (the pull request's head)")
+    g.add_argument("--baseline", metavar="REV",
+                   help="compare with this commit (default: the merge base with --target-branch)")
+    g.add_argument("--target-branch", default="main", metavar="BRANCH",
+                   help="the branch the change goes into (main); also tried as origin/BRANCH")
+    g.add_argument("--require-confidence", default="HIGH", type=str.upper,
+                   choices=["HIGH", "MEDIUM", "LOW"],
+                   help="least confidence of a regression that blocks (HIGH)")
+    g.add_argument("--override", metavar="REASON",
+                   help="accept a known regression (e.g. from a pull request label); wins over "
+                        "a Perf-Override trailer; recorded and shown")
+    g.add_argument("--summary", type=Path, metavar="FILE",
+                   help="write the Markdown summary here (it is also appended to "
+                        "$GITHUB_STEP_SUMMARY when that is set)")
+    g.add_argument("--comment", type=Path, metavar="FILE",
+                   help="write a PR-comment body here (its first line is the hidden marker "
+                        "<!-- perfd-gate:SUITE --> to find and edit the comment by)")
+    g.add_argument("--comment-only-on-change", action="store_true",
+                   help="write no --comment file when nothing moved, no budget broke and the "
+                        "gate passed without an override")
+    g.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
+    g.add_argument("--json", action="store_true",
+                   help="print the JSON verdict (schema perfd-gate/1) instead of the text report")
+    g.add_argument("--min-pairs", type=int, default=5, help="pairs before the first decision (5)")
+    g.add_argument("--max-pairs", type=int, default=20, help="cap on pairs per benchmark (20)")
+    g.add_argument("--threshold", type=float, metavar="PCT",
+                   help="magnitude threshold in percent (default: each benchmark's threshold_pct)")
+    g.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="measure again up to N times while the machine is CONTENDED (2); still "
+                        "contended after that: exit 3")
+    g.add_argument("--retry-delay", type=float, default=5.0, metavar="S",
+                   help="seconds to wait before each retry (5)")
+    g.add_argument("--repo", metavar="PATH|URL",
+                   help="repository to use instead of the suite's (a CI passes its checkout)")
+    g.add_argument("--seed", type=int, default=0, help="seed for pair order and bootstrap (0)")
+    g.add_argument("--no-evidence", dest="evidence", action="store_false",
+                   help="do not profile regressions (default: profile each one, so the summary "
+                        "names the functions that grew)")
+    g.add_argument("--evidence-dir", type=Path, metavar="DIR",
+                   help="where evidence bundles go (default: <data_dir>/evidence)")
+    g.add_argument("--profiler", choices=["auto", "perf", "harness"], default="auto")
+
+
+BISECT_EPILOG = """\
+Both ends are verified first: the bad end runs against the good end in adaptive lock-step
+pairs (as `perfd compare`) and must be REGRESSED at MEDIUM or HIGH confidence. Then a binary
+search over the first-parent commits after --good up to --bad: each commit runs against both
+ends and is the same as the good end, the same as the bad end, or unknown (measured once more
+with twice --max-pairs; still unknown, the search stops with the smallest range it proved).
+Commits that do not build are skipped and reported. Builds go through the build cache. The
+result is recorded on --alert, or on the active alert of the series whose range it overlaps.
+With --alert, --suite, --good, --bad, --benchmark and --metric default to the alert's.
+
+exit codes of perfd bisect:
+  0    the first bad commit was named
+  1    only a range could be proven (a commit stayed unknown, commits that do not build
+       border it, or --max-steps ran out); the range is reported
+  2    usage or configuration error (unknown suite, benchmark, metric or alert)
+  3    nothing to bisect: the bad end is not shown worse than the good end; or a repository
+       error (unknown commit, --good not on the first-parent history of --bad)
+  4    an end does not build    5  an end could not be measured (harness failed, CONTENDED)
+  6    storage error    7  machine busy (--no-wait)    70  internal error    130  interrupted
+"""
+
+
+def _add_bisect_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    b = sub.add_parser("bisect", help="find the commit that made a benchmark worse, in "
+                                      "lock-step pairs (exit 0 found, 1 only a range)",
+                       epilog=BISECT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--suite", help="suite name or path to its YAML")
+    b.add_argument("--good", metavar="REV", help="a commit where the benchmark is not worse")
+    b.add_argument("--bad", metavar="REV", help="a later commit where it is worse")
+    b.add_argument("--benchmark", help="the benchmark to bisect")
+    b.add_argument("--metric", help="its metric (default: time)")
+    b.add_argument("--alert", type=int, metavar="ID",
+                   help="bisect this alert's range and record the result on it")
+    b.add_argument("--threshold", type=float, metavar="PCT",
+                   help="magnitude threshold in percent (default: the benchmark's threshold_pct)")
+    b.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    b.add_argument("--min-pairs", type=int, default=5, help="pairs before the first decision (5)")
+    b.add_argument("--max-pairs", type=int, default=20,
+                   help="cap on the pairs of one comparison (20; an unknown answer gets twice)")
+    b.add_argument("--max-steps", type=int, default=12, metavar="N",
+                   help="most commits between the ends to measure (12)")
+    b.add_argument("--repo", metavar="PATH|URL", help="repository to use instead of the suite's")
+    b.add_argument("--seed", type=int, default=0, help="seed for pair order and bootstrap (0)")
+    b.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    b.add_argument("--json", action="store_true", help="the same as --format json")
+    b.add_argument("--output", type=Path, metavar="FILE", help="also write the report here")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see `{self.prog} --help`)")
@@ -118,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--evidence-dir", type=Path, metavar="DIR")
     c.add_argument("--profiler", choices=["auto", "perf", "harness"], default="auto",
                    help="perf record, the harness's own sampler, or perf when permitted (auto)")
+
+    _add_gate_parser(sub)
+    _add_bisect_parser(sub)
 
     ev = sub.add_parser("evidence", help="profile an alert's baseline and current commits and "
                                          "write its evidence bundle")

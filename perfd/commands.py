@@ -7,6 +7,7 @@ Commands raise PerfdError; cli.main maps it to an exit code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -95,6 +96,70 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ))
     _write_report(args, render(report, args.format))
     return EXIT_NEGATIVE if report.verdict is Verdict.REGRESSED else EXIT_OK
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from perfd.flows.gate import GateRequest, gate
+    from perfd.report import gate as words
+
+    request = GateRequest(  # checks its arguments (exit 2) before anything is opened
+        suite=args.suite, current=args.current, baseline=args.baseline,
+        target_branch=args.target_branch, repository=args.repo,
+        required_confidence=Confidence(args.require_confidence), override=args.override,
+        threshold_pct=args.threshold, min_pairs=args.min_pairs, max_pairs=args.max_pairs,
+        seed=args.seed, retries=args.retries, retry_delay_s=args.retry_delay,
+        profiler=args.profiler)
+    svc = services(args)
+    if args.evidence:
+        request = dataclasses.replace(request,
+                                      evidence_dir=args.evidence_dir or svc.data_dir / "evidence")
+    result = gate(svc, request)
+    summary = words.render_summary(result)
+    if args.summary:
+        write_text_atomically(args.summary, summary)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:  # GitHub Actions shows what a step appends to this file
+        with open(step_summary, "a", encoding="utf-8") as out:
+            out.write(summary)
+    if args.comment and (result.changed or not args.comment_only_on_change):
+        write_text_atomically(args.comment, words.render_comment(result))
+    elif args.comment:
+        print(f"perfd: nothing changed: no PR comment written to {args.comment}", file=sys.stderr)
+    if args.junit:
+        write_text_atomically(args.junit, words.render_junit(result))
+    sys.stdout.write(words.render_json(result) if args.json else words.render_text(result))
+    return result.exit_code
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from perfd.analysis.bisect import Outcome
+    from perfd.errors import EXIT_REPOSITORY
+    from perfd.flows.bisect import BisectRequest, bisect, request_for_alert
+    from perfd.report.bisect import render
+
+    given = {"suite": args.suite, "good": args.good, "bad": args.bad,
+             "benchmark": args.benchmark, "metric": args.metric}
+    missing = [f"--{name}" for name in ("suite", "good", "bad", "benchmark") if given[name] is None]
+    if args.alert is None and missing:
+        raise UsageError(f"bisect needs {', '.join(missing)} (or --alert ID)")
+    request = BisectRequest(  # checks its arguments (exit 2) before anything is opened
+        suite=args.suite or "-", good=args.good or "-", bad=args.bad or "-",
+        benchmark=args.benchmark or "-", metric=args.metric or "time",
+        threshold_pct=args.threshold, alpha=args.alpha, min_pairs=args.min_pairs,
+        max_pairs=args.max_pairs, max_steps=args.max_steps, repository=args.repo,
+        seed=args.seed)
+    svc = services(args)
+    if args.alert is not None:  # the alert's range and series, unless given
+        request = replace(request_for_alert(svc, args.alert), threshold_pct=args.threshold,
+                          alpha=args.alpha, min_pairs=args.min_pairs, max_pairs=args.max_pairs,
+                          max_steps=args.max_steps, repository=args.repo, seed=args.seed,
+                          **{k: v for k, v in given.items() if v is not None})
+    result = bisect(svc, request)
+    _write_report(args, render(result, "json" if args.json else args.format))
+    return {Outcome.FOUND: EXIT_OK, Outcome.RANGE: EXIT_NEGATIVE,
+            Outcome.NOTHING: EXIT_REPOSITORY}[result.outcome]
 
 
 def cmd_alert(args: argparse.Namespace) -> int:
@@ -332,9 +397,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 COMMANDS = {
     "analyze": cmd_analyze,
     "run": cmd_run, "compare": cmd_compare, "alert": cmd_alert, "evidence": cmd_evidence,
+    "gate": cmd_gate,
     "runs": cmd_runs, "budgets": cmd_budgets, "reference": cmd_reference,
     "check-config": cmd_check_config, "schema": cmd_schema, "db": cmd_db, "harness": cmd_harness,
     "daemon": cmd_daemon, "enqueue": cmd_enqueue, "jobs": cmd_jobs,
+    "bisect": cmd_bisect,
 }
 
 

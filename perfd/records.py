@@ -350,11 +350,12 @@ class LinkRecord:
 
 # ----------------------------------------------------------------------------- jobs
 
-JOB_KINDS = ("run", "confirm", "evidence", "rerun")  # rerun: a run again after CONTENDED
+# rerun: a run again after CONTENDED; bisect: the commits of a confirmed alert's range
+JOB_KINDS = ("run", "confirm", "evidence", "rerun", "bisect")
 JOB_STATES = ("QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "SKIPPED")
 JOB_ACTIVE_STATES = ("QUEUED", "RUNNING")
 # Claimed first: a confirmation before routine work (it decides whether someone is paged).
-JOB_PRIORITY = {"confirm": 20, "evidence": 10, "rerun": 5, "run": 0}
+JOB_PRIORITY = {"confirm": 20, "evidence": 10, "bisect": 10, "rerun": 5, "run": 0}
 
 
 @dataclass(frozen=True, slots=True)

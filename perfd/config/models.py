@@ -1177,6 +1177,17 @@ class JobsConfig(BaseModel):
         "suite x branch and marks the queued older ones SKIPPED (kept as unmeasured for "
         "bisection); all measures every one.",
     )
+    bisect: bool = Field(
+        default=True,
+        description="When a confirmation opens an alert whose range spans commits nobody "
+        "measured, queue a bisect job that finds the first bad commit in lock-step pairs "
+        "and records it on the alert.",
+    )
+    bisect_max_steps: int = Field(
+        default=12, ge=1,
+        description="Most commits one automatic bisection measures (builds that fail do not "
+        "count); it reports the smallest range proven when it runs out.",
+    )
 
 
 class DaemonConfig(BaseModel):

@@ -12,6 +12,11 @@ claims jobs and runs each through :func:`execute`, which calls the same flows as
   re-measured in lock-step pairs before an alert opens. The alerts it opens queue one
   ``evidence`` job. Confirmations outrank routine runs (``JOB_PRIORITY``).
 - ``evidence``: profiles an opened alert's two commits (`perfd evidence` for an alert).
+- ``bisect`` (with the daemon file's ``jobs.bisect``, the default): a confirmed alert whose
+  range (last good..first bad commit) spans commits nobody measured is bisected (`perfd
+  bisect --alert`, at most ``jobs.bisect_max_steps`` commits) and the first bad commit, or
+  the smallest range proven, is recorded on it. One job per first bad commit; its payload
+  lists the alerts (id, benchmark, metric), and each benchmark among them is bisected once.
 
 A burst of pushes (several new commits of one suite x branch at once): with the daemon
 file's ``jobs.burst: newest`` (the default) only the newest commit is measured; the queued
@@ -26,18 +31,21 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from perfd.context import Services
-from perfd.errors import UsageError
+from perfd.errors import PerfdError, UsageError
 from perfd.flows.alerts import EvaluateRequest, evaluate_alerts
+from perfd.flows.bisect import bisect, record_on_alert, request_for_alert
 from perfd.flows.evidence import AlertEvidenceRequest, alert_evidence
 from perfd.flows.run import RunRequest, run
 from perfd.model import AlertAction, RunTier
-from perfd.records import JOB_KINDS, Job, JobDraft
+from perfd.records import JOB_KINDS, Alert, Job, JobDraft
 
 # A run that came out CONTENDED is measured again this much later (a neighbour may be gone).
 RERUN_DELAY_S = 120.0
 # What the API and webhooks accept as a commit: hex only, so nothing else reaches git.
 COMMIT_ID = re.compile(r"^[0-9a-f]{7,40}$")
 DAEMON_TIERS = (RunTier.COMMIT.value, RunTier.NIGHTLY.value, RunTier.WEEKLY.value)
+# How the reason of an alert its lock-step A/B confirmed begins (flows.alerts._open_confirmed).
+CONFIRMED = "confirmed by a "
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +119,8 @@ def execute(services: Services, job: Job) -> Executed:
         return _run(services, job)
     if job.kind == "confirm":
         return _confirm(services, job)
+    if job.kind == "bisect":
+        return _bisect(services, job)
     return _evidence(services, job)
 
 
@@ -138,9 +148,73 @@ def _confirm(services: Services, job: Job) -> Executed:
     opened = [d.alert_id for d in evaluation.decisions
               if d.action is AlertAction.OPENED and d.alert_id is not None and d.series.benchmark]
     refuted = sum(d.action is AlertAction.REFUTED for d in evaluation.decisions)
-    follow = (_follow_up(job, "evidence", {"alert_ids": opened}),) if opened else ()
-    return Executed(f"{len(opened)} alert(s) opened, {refuted} suspected step(s) refuted; "
-                    f"{evaluation.open_alerts} open", None, follow)
+    follow = [_follow_up(job, "evidence", {"alert_ids": opened})] if opened else []
+    bisects = _bisect_follow_ups(services, job, opened)
+    note = (f"{len(opened)} alert(s) opened, {refuted} suspected step(s) refuted; "
+            f"{evaluation.open_alerts} open")
+    if bisects:
+        note += f"; {len(bisects)} bisection(s) queued"
+    return Executed(note, None, tuple(follow + bisects))
+
+
+def _bisect_follow_ups(services: Services, job: Job, alert_ids: Sequence[int]) -> list[JobDraft]:
+    """One bisect job per first bad commit of the confirmed alerts whose range spans
+    unmeasured commits (none when the daemon file's jobs.bisect is off)."""
+    if not services.config.daemon.jobs.bisect:
+        return []
+    by_first_bad: dict[str, list[dict[str, object]]] = {}
+    for alert_id in alert_ids:
+        alert, _ = services.store.get_alert(alert_id)
+        if alert.reason.startswith(CONFIRMED) and _unmeasured_between(services, alert):
+            by_first_bad.setdefault(alert.first_bad_commit, []).append(
+                {"alert_id": alert.id, "benchmark": alert.series.benchmark,
+                 "metric": alert.series.metric})
+    return [replace(_follow_up(job, "bisect", {"alerts": entries}), commit_sha=first_bad)
+            for first_bad, entries in by_first_bad.items()]
+
+
+def _unmeasured_between(services: Services, alert: Alert) -> bool:
+    """More than one commit after the alert's last good commit up to its first bad one."""
+    try:
+        repo = services.repository(services.suite(alert.series.suite))
+        return len(repo.commits_between(alert.baseline_commit, alert.first_bad_commit)) > 1
+    except PerfdError:
+        return False
+
+
+def _bisect(services: Services, job: Job) -> Executed:
+    """Bisect each benchmark of the job's alerts once (its first alert's metric) and record
+    the result on every alert of that benchmark and range that is still active."""
+    groups: dict[tuple[str, str, str], list[Alert]] = {}
+    closed: list[str] = []
+    for entry in _bisect_entries(job):
+        alert, _ = services.store.get_alert(entry)
+        if not alert.active:
+            closed.append(f"alert {alert.id} is {alert.state}")
+            continue
+        key = (alert.series.benchmark, alert.baseline_commit, alert.first_bad_commit)
+        groups.setdefault(key, []).append(alert)
+    notes = [f"{', '.join(closed)}: not bisected"] if closed else []
+    max_steps = services.config.daemon.jobs.bisect_max_steps
+    for (benchmark, _good, _bad), alerts in groups.items():
+        first, *others = alerts
+        result = bisect(services, replace(request_for_alert(services, first.id),
+                                          max_steps=max_steps, seed=job.id))
+        for other in others:
+            record_on_alert(services, result, other.id)
+        ids = ", ".join(str(a.id) for a in alerts)
+        notes.append(f"{benchmark} (alert {ids}): {result.summary}")
+    return Executed("; ".join(notes) or "nothing to bisect")
+
+
+def _bisect_entries(job: Job) -> list[int]:
+    """The alert ids of a bisect job's payload. Raises UsageError for a malformed payload."""
+    entries = job.payload.get("alerts")
+    if not isinstance(entries, list) or not entries or not all(
+            isinstance(e, dict) and isinstance(e.get("alert_id"), int) for e in entries):
+        raise UsageError(f"bisect job {job.id} has no alerts (a list of {{alert_id, benchmark, "
+                         "metric}})")
+    return [int(e["alert_id"]) for e in entries]
 
 
 def _evidence(services: Services, job: Job) -> Executed:

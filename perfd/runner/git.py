@@ -16,6 +16,7 @@ from perfd.locks import file_lock
 # A leading '-' could be read by git as an option, so it is refused.
 _REV = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/~^@{}-]{0,199}$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+_TRAILER_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
 _URL = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
 
 
@@ -122,6 +123,47 @@ class Repository:
         """(sha, subject) of the commits in base..head, oldest first."""
         out = _git(self.path, "log", "--reverse", "--format=%H %s", f"{base}..{head}")
         return [(line[:40], line[41:]) for line in out.splitlines() if line]
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two revisions (full id), None when they share no
+        history (unrelated, or cut off by a shallow clone). Raises RepositoryError for a
+        revision that is not valid."""
+        validate_rev(a)
+        validate_rev(b)
+        try:
+            sha = _git(self.path, "merge-base", "--end-of-options", a, b).strip()
+        except RepositoryError:
+            return None  # git merge-base exits 1 when there is no common ancestor
+        return sha if _SHA.match(sha) else None
+
+    def trailer_values(self, sha: str, key: str) -> list[str]:
+        """Values of the ``key:`` trailers of a commit's message (git's trailer parsing), in
+        order; blank ones left out. Raises RepositoryError for a sha or key that is not
+        valid."""
+        if not _SHA.match(sha):
+            raise RepositoryError(f"internal: trailers need a full commit id, got {sha!r}")
+        if not _TRAILER_KEY.match(key):
+            raise RepositoryError(f"internal: {key!r} is not a trailer key")
+        out = _git(self.path, "log", "-1",
+                   f"--format=%(trailers:key={key},valueonly,unfold,separator=%x00)", sha)
+        return [value.strip() for value in out.strip("\n").split("\0") if value.strip()]
+
+    def first_parent_commits(self, base: str, head: str) -> list[tuple[str, str]]:
+        """(sha, subject) of the commits on head's first-parent line after base, oldest first
+        (what a bisection steps through: a merged branch is its merge commit). Both must be
+        full commit ids; RepositoryError unless base is on that line."""
+        for sha in (base, head):
+            if not _SHA.match(sha):
+                raise RepositoryError(f"internal: first_parent_commits needs full commit ids, "
+                                      f"got {sha!r}")
+        out = _git(self.path, "log", "--first-parent", "--reverse", "--format=%H%x00%P%x00%s",
+                   f"{base}..{head}", "--")
+        rows = [line.split("\0", 2) for line in out.splitlines() if line]
+        if not rows or rows[0][1].split(" ")[0] != base:
+            raise RepositoryError(
+                f"{base[:12]} is not on the first-parent history of {head[:12]}: bisect from a "
+                "commit of that line (e.g. their merge base)")
+        return [(sha, subject) for sha, _parents, subject in rows]
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         try:

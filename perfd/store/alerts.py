@@ -190,6 +190,32 @@ def set_evidence(conn: Connection, alert_id: int, path: str, *, now: datetime) -
     )
 
 
+def annotate(
+    conn: Connection,
+    alert_id: int,
+    *,
+    actor: str,
+    note: str,
+    reason: str | None,
+    now: datetime,
+) -> Alert:
+    """Add ``note`` to an alert's history without moving it (an event from its state to the
+    same state), in any state, and replace its reason when ``reason`` is given (e.g. what a
+    bisection found). Raises NotFoundError, UsageError for a blank actor, note or reason."""
+    _check_actor(actor)
+    if not note.strip():
+        raise UsageError(f"a note on alert {alert_id} must say something")
+    if reason is not None and not reason.strip():
+        raise UsageError(f"the reason of alert {alert_id} must not be blank")
+    state = _lock(conn, alert_id)["state"]
+    values: dict[str, Any] = {"updated_at": now}
+    if reason is not None:
+        values["reason"] = reason
+    conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(**values))
+    _insert_event(conn, alert_id, now, actor, state, state, note)
+    return _alert(_lock(conn, alert_id))
+
+
 # ----------------------------------------------------------------------------- reading
 
 

@@ -18,6 +18,7 @@ from statistics import median
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Double,
@@ -52,7 +53,9 @@ from perfd.store.tables import NAMING_CONVENTION, BigId, UtcDateTime, schema_met
 #   8 - jobs (the daemon's queue: claimed with a lease and heartbeat, one active per key).
 #   9 - benchmark_runs.commit_time (committer date: history is in commit order, so a commit
 #       re-measured later, after contention, keeps its place).
-SCHEMA_VERSION = 9
+#  10 - gate_verdicts (each `perfd gate` decision: commits, verdict, override and its source,
+#       the perfd-gate/1 document).
+SCHEMA_VERSION = 10
 
 VERSION_KEY = "schema_version"
 
@@ -432,6 +435,27 @@ def _v9(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE benchmark_runs ADD COLUMN commit_time {stamp}"))
 
 
+def _v10(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+    verdicts = Table(
+        "gate_verdicts",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("suite", String(200), nullable=False),
+        Column("machine_id", String(200), nullable=False),
+        Column("baseline_commit", String(40), nullable=False),
+        Column("current_commit", String(40), nullable=False),
+        Column("verdict", String(16), nullable=False),
+        Column("overridden", Boolean, nullable=False),
+        Column("override_reason", Text, nullable=True),
+        Column("override_source", String(16), nullable=True),
+        Column("summary_json", Text, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Index(None, "suite", "machine_id", "current_commit"),
+    )
+    md.create_all(conn, tables=[verdicts])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "create environments, benchmark_runs, processes, measurements, statistics", _v1),
     (2, "create alerts and alert_events; index statistics by series", _v2),
@@ -442,6 +466,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (7, "create reference_links", _v7),
     (8, "create jobs", _v8),
     (9, "add benchmark_runs.commit_time", _v9),
+    (10, "create gate_verdicts", _v10),
 ]
 
 

@@ -33,7 +33,7 @@ from perfd.records import (
     ReferenceRecord,
 )
 from perfd.store import alerts as a
-from perfd.store import budgets, jobs, references, runs
+from perfd.store import budgets, gates, jobs, references, runs
 from perfd.store.alerts import Alert, AlertDraft, AlertEvent
 from perfd.store.engine import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -43,6 +43,7 @@ from perfd.store.engine import (
     read_snapshot,
     write_transaction,
 )
+from perfd.store.gates import GateDraft, GateRecord
 from perfd.store.migrations import current_version, require_current, upgrade
 from perfd.store.reader import Reader
 from perfd.store.runs import ProcessInfo, RunDetail, RunInfo
@@ -300,6 +301,34 @@ class ResultStore:
         with self._write("storing ratios") as conn:
             references.insert_ratios(conn, records)
 
+    # -- gate verdicts
+
+    def save_gate_verdict(self, draft: GateDraft) -> GateRecord:
+        """Record one `perfd gate` decision (with its override, if any); returns it as
+        stored. Raises StorageError."""
+        with self._write(f"recording the gate verdict of {draft.suite}") as conn:
+            return gates.insert_gate_verdict(conn, draft, self._clock())
+
+    def gate_verdict(self, verdict_id: int) -> GateRecord:
+        """One stored gate decision. Raises NotFoundError, StorageError."""
+        action = f"reading gate verdict {verdict_id}"
+        with self._errors.guard(action), read_snapshot(self._engine) as conn:
+            return gates.read_gate_verdict(conn, verdict_id)
+
+    def gate_verdicts(
+        self,
+        *,
+        suite: str | None = None,
+        current_commit: str | None = None,
+        machine_id: str | None = None,
+        limit: int = 50,
+    ) -> list[GateRecord]:
+        """Gate decisions newest first, filtered by suite, current commit (full id) and
+        machine. Raises UsageError for a limit below 1, StorageError."""
+        with self._errors.guard("reading gate verdicts"), read_snapshot(self._engine) as conn:
+            return gates.query_gate_verdicts(conn, suite=suite, current_commit=current_commit,
+                                             machine_id=machine_id, limit=limit)
+
     # -- history of series
 
     def series_keys(
@@ -387,6 +416,16 @@ class ResultStore:
         StorageError."""
         with self._write(f"linking evidence to alert {alert_id}") as conn:
             a.set_evidence(conn, alert_id, path, now=self._clock())
+
+    def annotate_alert(
+        self, alert_id: int, *, actor: str, note: str, reason: str | None = None
+    ) -> Alert:
+        """Record ``note`` in an alert's history without changing its state (any state), and
+        replace its reason when ``reason`` is given; returns the alert. Raises NotFoundError,
+        UsageError for a blank actor, note or reason, StorageError."""
+        with self._write(f"adding a note to alert {alert_id}") as conn:
+            return a.annotate(conn, alert_id, actor=actor, note=note, reason=reason,
+                              now=self._clock())
 
     def list_alerts(
         self,

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Double,
@@ -427,4 +428,25 @@ jobs = Table(
     # idempotent even when two triggers (poll and webhook) fire at once.
     Index("uq_jobs_active", "suite", "commit_sha", "tier", "kind", "machine_id", unique=True,
           sqlite_where=text(JOB_ACTIVE_SQL), postgresql_where=text(JOB_ACTIVE_SQL)),
+)
+
+# One row per `perfd gate` decision (store/gates.py): which commits, the verdict, whether an
+# override turned a block into a pass (and its reason and where it came from: a
+# Perf-Override trailer or the --override flag), and the perfd-gate/1 JSON document that was
+# shown. Never updated: a re-run of the gate is a new row.
+gate_verdicts = Table(
+    "gate_verdicts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("suite", String(NAME_LEN), nullable=False),
+    Column("machine_id", String(NAME_LEN), nullable=False),
+    Column("baseline_commit", String(40), nullable=False),
+    Column("current_commit", String(40), nullable=False),
+    Column("verdict", String(16), nullable=False),  # PASS | BLOCKED | ERROR
+    Column("overridden", Boolean, nullable=False),  # a block that an override let pass
+    Column("override_reason", Text, nullable=True),  # set whenever an override was given
+    Column("override_source", String(16), nullable=True),  # trailer | flag
+    Column("summary_json", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "suite", "machine_id", "current_commit"),
 )
