@@ -20,7 +20,7 @@ from perfd.analysis.results import (
 from perfd.analysis.sequential import next_step
 from perfd.config import BenchmarkConfig, SuiteConfig
 from perfd.context import Services
-from perfd.errors import PerfdError
+from perfd.errors import PerfdError, UsageError
 from perfd.events import CompareStarted
 from perfd.flows.evidence import collect_evidence, summarize_bundle
 from perfd.flows.run import recover_interrupted, run_options
@@ -64,6 +64,12 @@ def compare(services: Services, opts: CompareRequest) -> CompareReport:
         stored = [[run for run in r.runs_for_commit(suite.name, sha, services.machine_id)
                    if run.tier not in NOT_HISTORY_TIERS] for sha in (base_sha, cur_sha)]
     interleave = opts.interleave if opts.interleave is not None else not all(stored)
+    missing = [sha for sha, runs in zip((base_sha, cur_sha), stored, strict=True) if not runs]
+    if not interleave and missing:
+        raise UsageError(f"comparing stored runs: no stored history run of suite {suite.name} "
+                         f"on machine {services.machine_id} at {', '.join(m[:12] for m in missing)}"
+                         "; `perfd run` it first, or compare in lock-step pairs (without "
+                         "--stored)")
     if not interleave:  # reads stored runs; evidence, if any, takes the machine itself
         return _compare(services, suite, repo, base_sha, cur_sha, stored, opts, interleave=False)
     with services.machine.hold(f"a compare of suite {suite.name}"):

@@ -63,3 +63,13 @@ def test_a_crash_on_one_side_fails_both_runs(workspace, monkeypatch):
                         options(workspace), keep_going=lambda *a: True, min_pairs=2, max_pairs=3)
     assert {r.status for r in store.list_runs()} == {"FAILED"}
     assert workspace.count("statistics") == 0
+
+
+def test_compare_of_stored_runs_without_them_is_a_clear_error(workspace, cli):
+    workspace.suite()
+    code, _, err = cli("compare", "--suite", "fake", "--baseline", workspace.commits[0],
+                       "--current", workspace.commits[1], "--stored")
+    assert code == 2, err
+    assert (f"no stored history run of suite fake on machine test-machine at "
+            f"{workspace.commits[0][:12]}, {workspace.commits[1][:12]}") in err
+    assert "perfd run" in err
