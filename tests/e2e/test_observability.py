@@ -60,6 +60,8 @@ EMPTY_HERE = {
     r'state="ACKNOWLEDGED"': "nobody acknowledged the alert",
     r"perfd_benchmark_(bytes|ratio|value)\b": "the example suite has no size, percentage "
                                               "or counter metric",
+    r'perfd_benchmark_per_second\{[^}]*metric=~"time"': "the series the variables pick is "
+                                                      "request/parse time, not a rate",
     r"perfd_budget_limit": "the one budget has a relative limit only (+5% against the "
                            "reference), no absolute one",
     r"perfd_repository_fetch_failures": "polling is off here (pushes come by webhook), so "
