@@ -64,3 +64,24 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         pytest.fail(f"cannot start the test PostgreSQL server: {exc}", pytrace=False)
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """promtool from Debian's prometheus package; fails, never skips, without it."""
+    return _debian_tool("promtool", "prometheus")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> Path:
+    """amtool from Debian's prometheus-alertmanager package; fails, never skips, without it."""
+    return _debian_tool("amtool", "prometheus-alertmanager")
+
+
+def _debian_tool(name: str, package: str) -> Path:
+    from tests.prometheus_stack import binary
+
+    try:
+        return Path(binary(name, package))
+    except AssertionError as missing:
+        pytest.fail(str(missing), pytrace=False)

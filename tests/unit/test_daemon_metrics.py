@@ -4,9 +4,7 @@ store -> the exact samples and labels of the rendered text, checked by promtool 
 from __future__ import annotations
 
 import platform
-import shutil
 import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,6 @@ SHAS = [f"{i:x}" * 40 for i in range(1, 10)]
 STATUS = DaemonStatus(started_timestamp=1_772_000_000.5, reload_success=True,
                       reload_timestamp=1_772_000_100.0,
                       poll_failures={"minilib": 3, "core-lib": 0}, version="0.9.0")
-PROMTOOL_MISSING = "promtool not found (Debian package prometheus): run scripts/install-test-deps.sh"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -447,14 +444,6 @@ def test_daemon_status_refuses_negative_failures() -> None:
 
 # ----------------------------------------------------------------------------- promtool
 
-
-@pytest.fixture(scope="session")
-def promtool() -> Iterator[Path]:
-    """promtool from Debian's prometheus package; fails, never skips, without it."""
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.fail(PROMTOOL_MISSING, pytrace=False)
-    yield Path(found)
 
 
 def test_promtool_accepts_the_rendered_metrics(filled: ResultStore, promtool: Path) -> None:

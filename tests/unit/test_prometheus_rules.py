@@ -6,13 +6,10 @@ and not firing."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,8 +17,6 @@ RULES = ROOT / "prometheus" / "rules" / "perfd.rules.yml"
 RULE_TESTS = ROOT / "prometheus" / "tests" / "perfd.rules.test.yml"
 CONFIG = ROOT / "prometheus" / "prometheus.yml"
 RUNBOOK = ROOT / "docs" / "alerts.md"
-PROMTOOL_MISSING = ("promtool not found (Debian package prometheus): "
-                    "run scripts/install-test-deps.sh")
 
 SEVERITIES = {"page", "ticket", "info"}
 ANNOTATIONS = {"summary", "description", "runbook_url", "dashboard"}
@@ -33,14 +28,6 @@ EVIDENCE_URL = ("{{ $labels.perfd_url }}/api/v1/evidence?suite={{ $labels.suite 
 SERIES_FAMILIES = ("perfd_alert_active", "perfd_alert_change_ratio", "perfd_budget_ok")
 DASHBOARDS = {"/d/perfd-trends", "/d/perfd-overview", "/d/perfd-health"}
 
-
-@pytest.fixture(scope="session")
-def promtool() -> Iterator[Path]:
-    """promtool from Debian's prometheus package; fails, never skips, without it."""
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.fail(PROMTOOL_MISSING, pytrace=False)
-    yield Path(found)
 
 
 def run_promtool(promtool: Path, *args: str) -> subprocess.CompletedProcess[str]:
