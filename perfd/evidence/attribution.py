@@ -1,21 +1,65 @@
-"""Name the commits of a range that touched a hot function.
+"""Name the commits of a range that touched a hot function, or the static helpers inlined into it.
 
-A commit is a suspect for function F when, in base..head, it
-  1. changed F's body (`git log -L :F:file`, git's own C function boundaries), or
-  2. changed a line that mentions one of the macros F's body uses (`git log -G`): a tuning
+Optimised C inlines ``static`` helpers all the time: a profile then charges a helper's time to
+the public function it was inlined into, and a commit that changed only the helper never
+touched that function's own lines. So a commit is a suspect for function F, defined in file X,
+when, in base..head, it
+  1. changed F's definition, or
+  2. changed the definition of a static function of X that F calls, directly or through other
+     static functions of X (at most ``CALLEE_DEPTH`` calls deep): the translation unit's
+     helpers, which the compiler may have inlined into F, or
+  3. changed a line that mentions one of the macros those bodies use (`git log -G`): a tuning
      constant or a feature flag defined in a header changes F's behaviour without touching F.
+
+"Changed a definition" compares the function's text (comments and string contents blanked,
+whitespace collapsed) at each commit of the range with its first parent's, so a moved
+function, a reformatting or an edited comment is not a change, and a prototype earlier in the
+file does not confuse it. Calls are C identifiers followed by ``(`` in a body, kept when the
+same file defines a static function of that name (keywords, macros, library and extern
+functions drop out on their own). A frame name ``h (inlined)`` from a profile with inline
+frames (see :mod:`perfd.evidence.profile`) is looked up as ``h``; GCC clone suffixes
+(``.isra.0``, ``.constprop.0``, ``.part.0``, ``.cold``) are dropped.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from perfd.errors import RepositoryError
 from perfd.runner.git import Repository
 
 C_SOURCES = ("*.c", "*.h", "*.cc", "*.cpp", "*.cxx", "*.hh", "*.hpp", "*.inc")
+# How many calls deep the static callees of a grown function are followed: the public
+# function, the helper it calls, that helper's helpers... (minilib's parser: public ->
+# parse_into -> parse_query -> percent_decode -> hex_value is 4).
+CALLEE_DEPTH = 4
+INLINED_SUFFIX = " (inlined)"  # perfd.evidence.profile.INLINED_SUFFIX; kept here to stay import-light
+
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MACRO = re.compile(r"\b([A-Z][A-Z0-9_]{3,})\b")
+# GCC's names for clones and split parts of a function: foo.isra.0, foo.constprop.3, foo.cold.
+_CLONE_SUFFIX = re.compile(r"(?:\.(?:isra|constprop|part|cold|lto_priv|localalias)(?:\.\d+)?)+$")
+# Comments and the contents of string and character literals: blanked (newlines kept) before
+# anything looks for calls or definitions, so neither a comment nor "f(" in a string counts.
+_NOISE = re.compile(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", re.S)
+# A preprocessor directive with its continuation lines.
+_DIRECTIVE = re.compile(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", re.M)
+_OBJECT_MACRO = re.compile(r"#\s*define\s+([A-Za-z_]\w*)\b(?!\()(.*)", re.S)
+_CALL = re.compile(r"(?<![\w.>])([A-Za-z_]\w*)\s*\(")
+_NAME_BEFORE = re.compile(r"([A-Za-z_]\w*)\s*$")
+_OPEN_BRACE = re.compile(r"\s*\{")
+_C_KEYWORDS = frozenset({
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
+    "union", "unsigned", "void", "volatile", "while", "_Alignas", "_Alignof", "_Atomic", "_Bool",
+    "_Complex", "_Generic", "_Noreturn", "_Static_assert", "_Thread_local", "alignas", "alignof",
+    "asm", "typeof", "__asm__", "__attribute__", "__declspec", "__typeof__", "__extension__",
+    "__inline", "__inline__", "__restrict",
+})
+_ATTRIBUTE_WORDS = frozenset(("__attribute__", "__declspec", "__asm__", "asm"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +83,10 @@ def function_body(source: str, function: str) -> str | None:
                 if depth == 0:
                     break
             i += 1
-        rest = source[i + 1:].lstrip()
-        if not rest.startswith("{"):
+        brace = _OPEN_BRACE.match(source, i + 1)
+        if brace is None:
             continue
-        start = source.index("{", i)
+        start = brace.end() - 1
         depth = 0
         for j in range(start, len(source)):
             if source[j] == "{":
@@ -54,23 +98,232 @@ def function_body(source: str, function: str) -> str | None:
     return None
 
 
-def suspects_for(repo: Repository, base: str, head: str, function: str) -> list[Suspect]:
-    """Commits in base..head that touched function or the macros its body uses, oldest first."""
-    if not _IDENT.match(function):
-        return []  # "[unknown]", C++ signatures etc.: nothing git can look up safely
-    found: dict[str, Suspect] = {}
+# ---- a small C reader: definitions and calls ------------------------------------------------
 
-    def add(sha: str, subject: str, why: str) -> None:
-        found.setdefault(sha, Suspect(sha, subject, function, why))
 
-    for path in repo.files_mentioning(head, function, C_SOURCES):
-        body = function_body(repo.show_file(head, path), function)
-        if body is None:
+def code_only(source: str) -> str:
+    """The source with comments and the contents of string/char literals blanked to spaces
+    (newlines kept, so offsets and line numbers stay the same)."""
+    return _NOISE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), source)
+
+
+def _object_macros(code: str) -> dict[str, str]:
+    """Object-like macros of a comment-free source: name -> replacement text."""
+    out: dict[str, str] = {}
+    for directive in _DIRECTIVE.findall(code):
+        m = _OBJECT_MACRO.match(directive.strip())
+        if m:
+            out.setdefault(m.group(1), m.group(2).replace("\\\n", " "))
+    return out
+
+
+def _mentions_static(specifiers: str, macros: dict[str, str], depth: int = 0) -> bool:
+    words = re.findall(r"[A-Za-z_]\w*", specifiers)
+    if "static" in words:
+        return True
+    # "#define INLINE static inline __attribute__((always_inline))" and the like
+    return depth < 3 and any(w in macros and _mentions_static(macros[w], macros, depth + 1)
+                             for w in words)
+
+
+def _matching_open(text: str, close: int) -> int:
+    """Index of the '(' matching the ')' at ``close``, or -1."""
+    depth = 0
+    for i in range(close, -1, -1):
+        if text[i] == ")":
+            depth += 1
+        elif text[i] == "(":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _defined_name(header: str) -> tuple[str, int] | None:
+    """(name, offset) of the function a top-level header like ``static int f(int x)`` defines."""
+    end = len(header.rstrip())
+    while end > 0 and header[end - 1] == ")":
+        open_at = _matching_open(header, end - 1)
+        if open_at < 0:
+            return None
+        m = _NAME_BEFORE.search(header, 0, open_at)
+        if m is None:
+            return None
+        if m.group(1) in _ATTRIBUTE_WORDS:  # "f(void) __attribute__((cold)) {": step over it
+            end = len(header[:m.start()].rstrip())
             continue
-        for sha, subject in repo.commits_touching_function(base, head, function, path):
-            add(sha, subject, f"changed {function} in {path}")
-        for macro in sorted(set(_MACRO.findall(body))):
-            for sha, subject in repo.commits_changing_lines_matching(base, head, rf"\b{macro}\b"):
-                add(sha, subject, f"changed {macro}, used by {function}")
-    position = {sha: i for i, (sha, _) in enumerate(repo.commits_between(base, head))}
-    return sorted(found.values(), key=lambda s: position.get(s.sha, -1))
+        if m.group(1) in _C_KEYWORDS:
+            return None
+        return m.group(1), m.start()
+    return None
+
+
+def c_functions(source: str) -> dict[str, bool]:
+    """The functions a C source defines, in order: name -> whether it is ``static`` (directly or
+    through an object-like macro of the file, e.g. ``#define INLINE static inline``)."""
+    code = code_only(source)
+    macros = _object_macros(code)
+    code = _DIRECTIVE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), code)
+    out: dict[str, bool] = {}
+    depth, boundary = 0, 0
+    for m in re.finditer(r"[{};]", code):
+        c = m.group()
+        if c == ";":
+            if depth == 0:
+                boundary = m.end()
+        elif c == "{":
+            if depth == 0:
+                header = code[boundary:m.start()]
+                found = _defined_name(header)
+                if found is not None and found[0] not in out:
+                    out[found[0]] = _mentions_static(header[:found[1]], macros)
+            depth += 1
+        elif depth > 0:
+            depth -= 1
+            if depth == 0:
+                boundary = m.end()
+    return out
+
+
+def called_names(body: str) -> list[str]:
+    """Identifiers followed by '(' in a C body, first occurrence order, without C keywords and
+    member calls (``p->f(``, ``s.f(``). Comments and strings must already be blanked."""
+    seen: dict[str, None] = {}
+    for m in _CALL.finditer(body):
+        name = m.group(1)
+        if name not in _C_KEYWORDS:
+            seen.setdefault(name)
+    return list(seen)
+
+
+def static_callees(source: str, function: str, depth: int = CALLEE_DEPTH) -> dict[str, tuple[str, ...]]:
+    """Static functions of ``source`` that ``function`` (defined in it) calls, directly or through
+    other static functions of the file, at most ``depth`` calls deep: helper -> the call path
+    from ``function`` to it (``("f", "g", "h")`` for f -> g -> h), shortest paths, nearest first.
+    Empty when the source does not define ``function``."""
+    functions = c_functions(source)
+    if function not in functions:
+        return {}
+    statics = {name for name, is_static in functions.items() if is_static}
+    code = code_only(source)
+    paths: dict[str, tuple[str, ...]] = {function: (function,)}
+    frontier = [function]
+    for _ in range(depth):
+        following: list[str] = []
+        for caller in frontier:
+            body = function_body(code, caller)
+            if body is None:
+                continue
+            for callee in called_names(body[body.index("{"):]):
+                if callee in statics and callee not in paths:
+                    paths[callee] = (*paths[caller], callee)
+                    following.append(callee)
+        frontier = following
+    del paths[function]
+    return paths
+
+
+def _definition(code: str, function: str) -> str | None:
+    """function's definition in comment-free code with whitespace collapsed (None: not defined)."""
+    body = function_body(code, function)
+    return None if body is None else " ".join(body.split())
+
+
+def source_name(frame: str) -> str:
+    """The C name behind a profile frame: ``h (inlined)`` -> ``h``, ``f.isra.0`` -> ``f``."""
+    return _CLONE_SUFFIX.sub("", frame.removesuffix(INLINED_SUFFIX))
+
+
+# ---- suspects -------------------------------------------------------------------------------
+
+
+class Attribution:
+    """Suspect commits of one range of one repository; file texts and ``git log -G`` answers
+    are read once and shared by every function asked about."""
+
+    def __init__(self, repo: Repository, base: str, head: str) -> None:
+        self.repo, self.base, self.head = repo, base, head
+        self._code: dict[tuple[str, str], str | None] = {}
+        self._macro_commits: dict[str, list[tuple[str, str]]] = {}
+        self._commits: list[tuple[str, str]] | None = None
+
+    def commits(self) -> list[tuple[str, str]]:
+        """(sha, subject) of base..head, oldest first."""
+        if self._commits is None:
+            self._commits = self.repo.commits_between(self.base, self.head)
+        return self._commits
+
+    def _code_at(self, rev: str, path: str) -> str | None:
+        """path at rev with comments and strings blanked (None: no such file in that commit)."""
+        key = (rev, path)
+        if key not in self._code:
+            try:
+                self._code[key] = code_only(self.repo.show_file(rev, path))
+            except RepositoryError:
+                self._code[key] = None  # added or removed by the range
+        return self._code[key]
+
+    def _lines_mentioning(self, macro: str) -> list[tuple[str, str]]:
+        if macro not in self._macro_commits:
+            self._macro_commits[macro] = self.repo.commits_changing_lines_matching(
+                self.base, self.head, rf"\b{macro}\b")
+        return self._macro_commits[macro]
+
+    def _definition_changes(self, path: str, names: Iterable[str]) -> list[tuple[str, str, str]]:
+        """(sha, subject, name) for each commit of the range that changed the definition of one
+        of ``names`` in ``path`` (the first such name, in the order given)."""
+        names = list(names)
+        out: list[tuple[str, str, str]] = []
+        for sha, subject in self.commits():
+            after, before = self._code_at(sha, path), self._code_at(f"{sha}^", path)
+            if after == before:
+                continue
+            for name in names:
+                if _definition(after or "", name) != _definition(before or "", name):
+                    out.append((sha, subject, name))
+                    break
+        return out
+
+    def suspects(self, function: str, *, profiled: Collection[str] = ()) -> list[Suspect]:
+        """Commits in base..head that changed ``function``, a static helper it calls (see the
+        module docstring) or a macro those use; oldest first, one Suspect per commit.
+
+        ``profiled``: the profile's frame names; a helper that is one of them (not inlined)
+        ran as a function of its own, so it is "called by" rather than "inlined into"
+        ``function``."""
+        name = source_name(function)
+        if not _IDENT.match(name):
+            return []  # "[unknown]", C++ signatures etc.: nothing git can look up safely
+        own_frames = {source_name(f) for f in profiled if not f.endswith(INLINED_SUFFIX)}
+        found: dict[str, Suspect] = {}
+
+        def add(sha: str, subject: str, why: str) -> None:
+            found.setdefault(sha, Suspect(sha, subject, function, why))
+
+        for path in self.repo.files_mentioning(self.head, name, C_SOURCES):
+            code = self._code_at(self.head, path)
+            if code is None or function_body(code, name) is None:
+                continue  # a declaration or a call, not the definition
+            described = {name: name}
+            for helper, chain in static_callees(code, name).items():
+                how = "called by" if helper in own_frames else "inlined into"
+                via = f" via {' -> '.join(chain[1:-1])}" if len(chain) > 2 else ""
+                described[helper] = f"static helper {helper} ({how} {name}{via})"
+            for sha, subject, changed in self._definition_changes(path, described):
+                add(sha, subject, f"changed {described[changed]} in {path}")
+            users: dict[str, str] = {}
+            for user in described:
+                for macro in _MACRO.findall(function_body(code, user) or ""):
+                    users.setdefault(macro, user)
+            for macro in sorted(users):
+                for sha, subject in self._lines_mentioning(macro):
+                    add(sha, subject, f"changed {macro}, used by {described[users[macro]]}")
+        position = {sha: i for i, (sha, _) in enumerate(self.commits())}
+        return sorted(found.values(), key=lambda s: position.get(s.sha, -1))
+
+
+def suspects_for(repo: Repository, base: str, head: str, function: str, *,
+                 profiled: Collection[str] = ()) -> list[Suspect]:
+    """Commits in base..head that touched function, the static helpers it calls in its file or
+    the macros those use, oldest first (see :class:`Attribution`)."""
+    return Attribution(repo, base, head).suspects(function, profiled=profiled)

@@ -7,6 +7,15 @@ without a PMU. Harness path: ``<binary> ... --profile harness.folded`` (SIGPROF 
 walk inside the harness, see harness/README.md), read with
 :func:`perfd.evidence.profile.parse_folded`.
 
+Inlined frames (perf path): perfd looks the sampled addresses of the benchmark binary up in
+its DWARF itself, with one batched ``addr2line -a -f -i -e <binary> <addr>...`` (caller frames
+at their return address minus one, the call instruction), and folds the inlined functions in
+as ``name (inlined)`` frames (see :mod:`perfd.evidence.profile`); ``perf script`` runs with
+``--no-inline`` so that perf does not resolve them a second time, slowly, by itself. A binary
+without debug information, or no addr2line, gives the same profile without them. The harness
+sampler writes function names, not addresses: its profiles have no inlined frames, and
+attribution follows the static helpers in the source instead (:mod:`perfd.evidence.attribution`).
+
 Both paths cut stacks at the outermost ``main`` (the harness writes them that way; perf's
 ``_start;__libc_start_main...`` frames above it are dropped), so profiles from either method
 have the same roots.
@@ -23,7 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfd.errors import EvidenceError, HarnessError, UsageError
-from perfd.evidence.profile import Profile, parse_folded, parse_perf_script, to_folded
+from perfd.evidence.profile import (
+    InlineTable,
+    Profile,
+    parse_addr2line,
+    parse_folded,
+    parse_perf_script,
+    perf_script_addresses,
+    to_folded,
+)
 from perfd.model import HarnessOutput
 from perfd.runner.execute import ere_escape, harness_failure
 from perfd.runner.parse import parse_harness_json
@@ -38,6 +55,7 @@ HARNESS_FOLDED = "harness.folded"
 # Linux keeps the first 15 bytes of the executable's name as the process's comm.
 TASK_COMM_LEN = 15
 PERF_MISSING = "perf is not installed{where}: install linux-perf, or use profiler: harness"
+ADDR2LINE_BATCH = 4000  # addresses per addr2line command line (~80 kB of argv)
 NO_SAMPLES = "the profile has no samples: the benchmark ran for too short a time; raise min_time_s"
 
 
@@ -128,6 +146,7 @@ def capture_profile(
     workdir: Path,
     perf: str = "perf",
     frequency_hz: int = 999,
+    addr2line: str = "addr2line",
 ) -> CaptureResult:
     """Profile one benchmark of a harness binary; method auto | perf | harness.
 
@@ -156,9 +175,11 @@ def capture_profile(
             note = f"perf not used: {reason}; sampled inside the harness instead"
     started = time.monotonic()
     if method == "perf":
-        profile, command = _capture_perf(binary, benchmark, argv, workdir=workdir, perf=perf,
-                                         frequency_hz=frequency_hz, timeout_s=timeout_s)
-        note = f"perf record -e cpu-clock (software clock) at {frequency_hz} Hz, frame-pointer stacks"
+        profile, command, inline_note = _capture_perf(
+            binary, benchmark, argv, workdir=workdir, perf=perf, frequency_hz=frequency_hz,
+            timeout_s=timeout_s, addr2line=addr2line)
+        note = (f"perf record -e cpu-clock (software clock) at {frequency_hz} Hz, frame-pointer "
+                f"stacks{inline_note}")
     else:
         profile, command, rate_note = _capture_harness(binary, benchmark, argv, workdir=workdir,
                                                        frequency_hz=frequency_hz, timeout_s=timeout_s)
@@ -174,8 +195,8 @@ def capture_profile(
 
 def _capture_perf(
     binary: Path, benchmark: str, argv: list[str], *, workdir: Path, perf: str, frequency_hz: int,
-    timeout_s: float,
-) -> tuple[Profile, list[str]]:
+    timeout_s: float, addr2line: str,
+) -> tuple[Profile, list[str], str]:
     data = workdir / PERF_DATA
     command = [perf, "record", "-q", "-e", "cpu-clock", "-F", str(frequency_hz), "--call-graph", "fp",
                "-o", str(data), "--", *argv, "--json"]
@@ -189,17 +210,50 @@ def _capture_perf(
                                 f"{done.describe_failure()} without any benchmark output"
                                 + done.stderr_section())
         _check_benchmark_run(done, benchmark, "perf", timeout_s)
-        script = _run([perf, "script", "-i", str(data)], timeout_s, missing=missing)
+        script = _run([perf, "script", "--no-inline", "-i", str(data)], timeout_s, missing=missing)
     finally:
         data.unlink(missing_ok=True)
         Path(str(data) + ".old").unlink(missing_ok=True)
     failure = script.describe_failure()
     if failure:
         raise EvidenceError(f"profiling {benchmark!r}: perf script {failure}" + script.stderr_section())
-    profile = benchmark_process_only(parse_perf_script(script.stdout, keep_process=True),
-                                     binary.name[:TASK_COMM_LEN])
+    inlined, inline_note = inline_table(script.stdout, binary, addr2line=addr2line,
+                                        timeout_s=timeout_s)
+    profile = benchmark_process_only(
+        parse_perf_script(script.stdout, keep_process=True, inlined=inlined),
+        binary.name[:TASK_COMM_LEN])
     (workdir / PERF_FOLDED).write_text(to_folded(profile), encoding="utf-8")
-    return profile, command
+    return profile, command, inline_note
+
+
+def inline_table(script_text: str, binary: Path, *, addr2line: str = "addr2line",
+                 timeout_s: float = PROBE_TIMEOUT_S) -> tuple[InlineTable, str]:
+    """The functions inlined at the addresses ``perf script`` text shows in ``binary``, from its
+    DWARF (``addr2line -a -f -i``), and a note for the capture's description: ", inlined
+    frames from DWARF" or ", no inlined frames (<why>)". Never raises: without them the
+    profile is the same, only coarser."""
+    dsos = {str(binary), str(binary.resolve())}
+    addresses = sorted(perf_script_addresses(script_text, dsos))
+    if not addresses:
+        return {}, ""
+    found: dict[int, tuple[str, ...]] = {}
+    env = c_locale_env()
+    env["DEBUGINFOD_URLS"] = ""  # never fetch debug information over the network
+    for start in range(0, len(addresses), ADDR2LINE_BATCH):
+        batch = addresses[start:start + ADDR2LINE_BATCH]
+        argv = [addr2line, "-a", "-f", "-i", "-C", "-e", str(binary), *(f"{a:#x}" for a in batch)]
+        try:
+            done = run_process(argv, timeout_s=timeout_s, env=env)
+        except (FileNotFoundError, PermissionError) as exc:
+            return {}, f", no inlined frames ({addr2line} cannot be started: {exc.strerror})"
+        failure = done.describe_failure()
+        if failure:
+            return {}, f", no inlined frames ({addr2line} {failure}: {_first_line(done.stderr)})"
+        found.update(parse_addr2line(done.stdout))
+    if not found:
+        return {}, ", no inlined frames at the sampled addresses"
+    table = {(dso, address): chain for address, chain in found.items() for dso in dsos}
+    return table, ", inlined frames from DWARF (addr2line -i)"
 
 
 def benchmark_process_only(profile: Profile, comm: str) -> Profile:

@@ -11,6 +11,12 @@ growth and blue for shrinkage, saturating at ``saturate_at``. Frames that exist 
 baseline have no width, so they are not drawn: their functions are listed in a note under the
 graph, with those that shrank from drawable width in the baseline to below it now.
 
+Inlined frames (``name (inlined)``, see :mod:`perfd.evidence.profile`) are drawn above the
+function they were inlined into like any callee, with an italic label and, in plain graphs,
+a colour from a cool (aqua) range instead of the warm one, so code that has no stack frame of
+its own is told apart at a glance; a differential graph colours them by their change like
+every frame, and its hover text names them with the suffix.
+
 Output is deterministic (same input -> same bytes) and needs nothing outside the file: an
 inline script adds hover details, click-to-zoom, reset and search (button, Ctrl-F or "/").
 Every frame is a ``<g class="f">`` with ``data-name``, ``data-samples``, ``data-share`` and,
@@ -23,7 +29,7 @@ import re
 import zlib
 from collections.abc import Mapping
 
-from perfd.evidence.profile import DiffProfile, Profile, Stack
+from perfd.evidence.profile import INLINED_SUFFIX, DiffProfile, Profile, Stack
 
 # Versions of the SVG perfd writes (the data-* contract tests and tools rely on). History:
 #   1 - first format: g.f frames with data-name/samples/share (+ before/before-samples/delta).
@@ -62,13 +68,16 @@ def fit_label(name: str, width_px: float) -> str:
 
 
 def warm_colour(name: str) -> tuple[int, int, int]:
-    """A stable warm colour per function name (same name -> same colour in every graph)."""
+    """A stable warm colour per function name (same name -> same colour in every graph);
+    inlined frames get a cool (aqua) one."""
     if name == ROOT_NAME:
         return ROOT_RGB
     if name.startswith("[unknown]"):
         return UNKNOWN_RGB
     h = zlib.crc32(name.encode("utf-8", "surrogatepass"))
     a, b = (h & 0xFFFF) / 0xFFFF, (h >> 16) / 0xFFFF
+    if name.endswith(INLINED_SUFFIX):
+        return (int(60 + 50 * a), int(170 + 50 * b), int(190 + 50 * a))
     return (int(200 + 55 * a), int(70 + 150 * b), int(30 + 45 * a))
 
 
@@ -416,6 +425,8 @@ def _render(root: _Node, *, total: int, baseline_total: int | None, title: str, 
         if label:
             cls = ' class="w"' if white_text else ""
             text = f'<text{cls} x="{x_px + 3:.2f}" y="{y + 11.5:g}">{xml_escape(label)}</text>'
+        if node.name.endswith(INLINED_SUFFIX):
+            attrs += ' font-style="italic"'  # inherited by labels the script adds on zoom
         out.append(f'<g class="f" {attrs}><rect x="{x_px:.2f}" y="{y}" width="{w_px:.2f}" '
                    f'height="{FRAME_HEIGHT - 1}" fill="{_rgb(colour)}"/>{text}</g>\n')
     out.append("</g>\n")

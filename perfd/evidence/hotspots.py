@@ -3,6 +3,12 @@
 Shares are fractions 0-1 of each profile's own total, so a longer current profile does not
 look "hotter". *Self* counts a function where it is the leaf frame (the CPU was executing
 it); *inclusive* counts it anywhere on the stack, once per stack even when it recurses.
+
+Inlined frames (``name (inlined)``) have rows of their own (their own code as self, all the
+code inlined through them as inclusive), and their samples also stay in the self share of the
+real function they were inlined into (:meth:`Profile.self_counts`): that function's row is its
+whole symbol, as in ``perf report``, and the inlined rows say which part of it grew. So self
+shares of a function and of the frames inlined into it overlap.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from perfd.evidence.profile import Profile
+from perfd.evidence.profile import Profile, is_inlined
 
 # Versions of the hotspot JSON. History, newest last:
 #   1 - first format: {"version", "baseline_samples", "current_samples", "hotspots": [...]}.
@@ -83,13 +89,16 @@ def _sort_key(h: Hotspot) -> tuple[int, float, float, str]:
     return (2, -h.incl_after, -h.self_after, h.function)  # unchanged: hottest first
 
 
-def _time_sort_key(h: Hotspot) -> tuple[int, float, float, str]:
+def _time_sort_key(h: Hotspot) -> tuple[int, float, bool, float, str]:
     est = h.est_time_delta_ns or 0.0
+    # Rounded to 1e-6 ns: a function and the one inlined frame in it that holds all of its
+    # growth add the same time, and the function (the whole symbol) comes first.
+    inlined = is_inlined(h.function)
     if est > _EPS:  # most added time per operation first
-        return (0, -est, -h.self_delta, h.function)
+        return (0, -round(est, 6), inlined, -h.self_delta, h.function)
     if est < -_EPS:
-        return (1, est, h.self_delta, h.function)
-    return (2, -h.incl_after, -h.self_after, h.function)
+        return (1, round(est, 6), inlined, h.self_delta, h.function)
+    return (2, -h.incl_after, inlined, -h.self_after, h.function)
 
 
 def hotspots(baseline: Profile, current: Profile, *, current_latency_ns: float | None = None,

@@ -6,13 +6,29 @@ pure (text in, values out); running ``perf`` is the runner's job.
 
 Folded format, one line per unique stack: ``root;caller;leaf 42``. A differential folded file
 carries two counts per line, baseline then current: ``root;caller;leaf 40 57``.
+
+Inlined frames. A function the compiler inlined into its caller has no frame of its own: a
+frame-pointer stack (perf's or the harness sampler's) charges its time to the function it was
+inlined into. Where the binary's DWARF describes the inlining, the frames it hides follow that
+function, outermost first, each named ``<function> (inlined)``:
+``main;run_crc;minilib_crc32;crc_update (inlined) 812`` is a sample in crc_update's code inside
+minilib_crc32. The name stays a single folded frame (flamegraphs draw it above its host, in
+italics; speedscope and the hotspot table list it under that name), and a frame whose name
+ends with ``INLINED_SUFFIX`` is never a real stack frame. :func:`parse_perf_script` takes them
+from perf's own inline output (``perf script --inline`` lines whose dso is ``(inlined)``) or
+from a table of (dso, address) -> inlined functions built with ``addr2line -i``
+(:func:`parse_addr2line`, :func:`perf_script_addresses`). Self counts
+(:meth:`Profile.self_counts`) charge a sample in inlined code to the inlined leaf frame *and*
+to the innermost real function, so that function keeps the self time of its whole symbol (as
+``perf report`` does) while the leaf says which inlined part it was.
 """
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -21,6 +37,20 @@ Stack = tuple[str, ...]
 # Where a profile's samples came from: `perf record` folded by perfd, the harness's own
 # sampling fallback (delivered folded), or a folded file read as is.
 PROFILE_SOURCES = ("perf", "harness", "folded")
+
+# The name suffix of a frame the compiler inlined into the frame below it (module docstring).
+INLINED_SUFFIX = " (inlined)"
+
+# (dso as perf script prints it, address) -> the functions inlined at that address, outermost
+# first, without the suffix. Addresses are perf's (dso-relative for shared objects and PIE);
+# a caller's entry is keyed by its return address minus one, the call instruction.
+InlineTable = Mapping[tuple[str, int], tuple[str, ...]]
+
+
+def is_inlined(frame: str) -> bool:
+    """Whether a frame name is an inlined function (``name (inlined)``), not a real frame."""
+    return frame.endswith(INLINED_SUFFIX)
+
 
 # Characters a frame name cannot hold: the folded format separates frames with ';' and
 # stacks with newlines, so a name holding one would change the stack when written back.
@@ -106,11 +136,17 @@ class Profile:
         return count / self._total if self._total else 0.0
 
     def self_counts(self) -> dict[str, int]:
-        """Samples per function as the leaf frame (where the CPU was)."""
+        """Samples per function as the leaf frame (where the CPU was). A sample whose leaf is
+        an inlined frame counts for the innermost real function below it as well (the code
+        is part of that function's symbol), not for the inlined frames in between."""
         out: dict[str, int] = {}
         for stack, count in self.stacks.items():
             leaf = stack[-1]
             out[leaf] = out.get(leaf, 0) + count
+            if leaf.endswith(INLINED_SUFFIX):
+                host = next((f for f in reversed(stack) if not f.endswith(INLINED_SUFFIX)), None)
+                if host is not None:
+                    out[host] = out.get(host, 0) + count
         return out
 
     def inclusive_counts(self) -> dict[str, int]:
@@ -142,7 +178,8 @@ _HEADER_RE = re.compile(
 )
 _OFFSET_RE = re.compile(r"\+0x[0-9a-fA-F]+$")
 # The common callchain line in one match: address, symbol (offset dropped), a plain dso.
-_FRAME_RE = re.compile(r"\s*[0-9a-fA-F]+ +([^\s;\[][^;]*?)(?:\+0x[0-9a-fA-F]+)? \([^()]*\)\s*")
+# (perf's "(inlined)" marker is not a dso: _frame_name's slow path reads it.)
+_FRAME_RE = re.compile(r"\s*[0-9a-fA-F]+ +([^\s;\[][^;]*?)(?:\+0x[0-9a-fA-F]+)? \((?!inlined\))[^()]*\)\s*")
 _HEX_RE = re.compile(r"[0-9a-fA-F]+")
 _UNKNOWN = "[unknown]"
 
@@ -182,6 +219,9 @@ def _frame_name(line: str) -> str | None:
         rest = body  # perf script -F without ip: the line starts with the symbol
     symbol, dso = _split_dso(rest.strip())
     symbol = _OFFSET_RE.sub("", symbol)
+    if dso == "inlined" and symbol and symbol != _UNKNOWN:
+        # perf script --inline: "\t<addr> callee (inlined)" above the frame it was inlined into
+        return symbol.replace(";", ":").replace("\r", "") + INLINED_SUFFIX
     if not symbol or symbol == _UNKNOWN:
         if dso and dso != _UNKNOWN:
             base = posixpath.basename(dso.removesuffix(" (deleted)").rstrip("/")) or dso
@@ -302,9 +342,56 @@ def _scan_lines(text: str, keep_process: bool) -> _Raw:
     return raw
 
 
-def _fold_raw(raw: _Raw, *, tab_only: bool) -> dict[Stack, int]:
+def _line_address(line: str) -> tuple[int, str] | None:
+    """(address, dso) of a callchain line ``\t addr sym+off (dso)``, or None."""
+    addr, _, rest = line.strip().partition(" ")
+    if not addr or not _HEX_RE.fullmatch(addr):
+        return None
+    _, dso = _split_dso(rest.strip())
+    return (int(addr, 16), dso) if dso else None
+
+
+def _fold_raw_inlined(raw: _Raw, *, tab_only: bool, inlined: InlineTable) -> dict[Stack, int]:
+    """_fold_raw with the frames of ``inlined`` after the frames they were inlined into."""
+    as_caller: dict[str, tuple[str, ...]] = {}
+    as_leaf: dict[str, tuple[str, ...]] = {}
+
+    def frames_of(line: str, leaf: bool) -> tuple[str, ...]:
+        known = as_leaf if leaf else as_caller
+        got = known.get(line)
+        if got is None:
+            if tab_only and line and line[:1] != "\t":
+                raise _NotStandard
+            name = _frame_name(line)
+            got = ()
+            if name is not None:
+                where = _line_address(line)
+                extra = () if where is None else inlined.get(
+                    (where[1], where[0] if leaf else where[0] - 1), ())
+                got = (name, *(f + INLINED_SUFFIX for f in extra))
+            known[line] = got
+        return got
+
+    stacks: dict[Stack, int] = {}
+    for comm, by_callers in raw.items():
+        prefix: Stack = () if comm is None else (comm,)
+        for callers, leaves in by_callers.items():
+            lines = callers.split("\n")
+            lines.reverse()
+            chain = prefix + tuple(itertools.chain.from_iterable(frames_of(line, False) for line in lines))
+            for leaf, count in leaves.items():
+                tail = (leaf[1:],) if leaf[:1] == _CONVERTED else frames_of(leaf, True)
+                stack = chain + tail
+                if len(stack) > len(prefix):
+                    stacks[stack] = stacks.get(stack, 0) + count
+    return stacks
+
+
+def _fold_raw(raw: _Raw, *, tab_only: bool, inlined: InlineTable | None = None) -> dict[Stack, int]:
     """Stacks of frame names, root -> leaf. With ``tab_only`` a frame line that does not start
     with a tab raises _NotStandard (the fast reader's layout check)."""
+    if inlined:
+        return _fold_raw_inlined(raw, tab_only=tab_only, inlined=inlined)
     names: dict[str, str | None] = {}
 
     def name_of(line: str) -> str | None:
@@ -335,22 +422,69 @@ def _fold_raw(raw: _Raw, *, tab_only: bool) -> dict[Stack, int]:
     return stacks
 
 
-def parse_perf_script(text: str, *, keep_process: bool = False) -> Profile:
+def parse_perf_script(text: str, *, keep_process: bool = False,
+                      inlined: InlineTable | None = None) -> Profile:
     """Fold ``perf script`` default output (header line, indented frames leaf first, blank line)
     into a Profile of root -> leaf stacks, one sample per header.
 
     Offsets (``+0x1f``) are dropped, ``[unknown]`` symbols become ``[unknown] (dso basename)``
     (plain ``[unknown]`` when the dso is unknown too), samples without frames are skipped and,
     with ``keep_process``, the command name is the root frame. Counts are samples, not
-    periods (perfd records with a fixed-rate clock).
+    periods (perfd records with a fixed-rate clock). Inlined frames come from perf's own
+    ``(inlined)`` lines or from ``inlined`` (see the module docstring).
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     try:
-        stacks = _fold_raw(_scan_blocks(text, keep_process), tab_only=True)
+        stacks = _fold_raw(_scan_blocks(text, keep_process), tab_only=True, inlined=inlined)
     except _NotStandard:
-        stacks = _fold_raw(_scan_lines(text, keep_process), tab_only=False)
+        stacks = _fold_raw(_scan_lines(text, keep_process), tab_only=False, inlined=inlined)
     return Profile(stacks, source="perf")
+
+
+def perf_script_addresses(text: str, dsos: Collection[str]) -> set[int]:
+    """The addresses of frames in ``dsos`` whose inlined functions an :data:`InlineTable` needs:
+    each sample's own address, and each caller's return address minus one."""
+    out: set[int] = set()
+    leaf = False
+    for line in text.split("\n"):
+        frame = line[:1] == "\t" or (line[:1] == " " and bool(line.strip())
+                                     and not _HEADER_RE.match(line))
+        if not frame:
+            leaf = True  # a header, a comment or the blank line between samples
+            continue
+        where = _line_address(line)
+        if where is not None and where[1] in dsos:
+            out.add(where[0] if leaf else where[0] - 1)
+        leaf = False
+    return out
+
+
+_ADDR2LINE_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def parse_addr2line(text: str) -> dict[int, tuple[str, ...]]:
+    """Read ``addr2line -a -f -i`` output (an address line, then function and file:line lines
+    from the innermost inlined function out to the real one) into address -> the inlined
+    functions, outermost first, without the real function; addresses with no inlining (or no
+    debug information, ``??``) are left out."""
+    out: dict[int, tuple[str, ...]] = {}
+    address: int | None = None
+    names: list[str] = []
+
+    def flush() -> None:
+        chain = names[::2]  # function, file:line, function, file:line, ...
+        if address is not None and len(chain) > 1 and "??" not in chain:
+            out[address] = tuple(reversed(chain[:-1]))
+
+    for line in text.splitlines():
+        if _ADDR2LINE_ADDRESS.fullmatch(line.strip()):
+            flush()
+            address, names = int(line.strip(), 16), []
+        elif address is not None:
+            names.append(line.strip().replace(";", ":"))
+    flush()
+    return out
 
 
 # ---- folded stacks --------------------------------------------------------------------------

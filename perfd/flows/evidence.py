@@ -14,16 +14,18 @@ from perfd.config import SuiteConfig
 from perfd.context import Services
 from perfd.errors import UsageError
 from perfd.events import Profiling
-from perfd.evidence.attribution import Suspect, suspects_for
+from perfd.evidence.attribution import Attribution, Suspect
 from perfd.evidence.capture import CaptureResult, capture_profile
 from perfd.evidence.counters import CounterDiff, counters_from_harness, diff_counters
 from perfd.evidence.flamegraph import render_diff_flamegraph, render_flamegraph
 from perfd.evidence.hotspots import Hotspot, hotspots
-from perfd.evidence.profile import diff_profiles, to_folded
+from perfd.evidence.profile import diff_profiles, is_inlined, to_folded
 from perfd.evidence.speedscope import to_speedscope
 from perfd.runner.git import Repository
 
-SUSPECT_FUNCTIONS = 5  # guilty-commit search for this many grown hotspots
+# Guilty-commit search for this many grown hotspots that are real functions, and as many that
+# are inlined frames (the real function's search already follows its file's static helpers).
+SUSPECT_FUNCTIONS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +127,18 @@ def _collect(services: Services, suite: SuiteConfig, repo: Repository, baseline_
     time_ratio = (current_latency_ns / baseline_latency_ns
                   if current_latency_ns and baseline_latency_ns else None)
     counter_diff = diff_counters(counters["baseline"], counters["current"])
-    suspects: list[Suspect] = []
     grown = [h.function for h in spots
              if (h.est_time_delta_ns or 0) > 0 or (h.est_time_delta_ns is None and h.impact > 0)]
-    for function in grown[:SUSPECT_FUNCTIONS]:
-        suspects += suspects_for(repo, baseline_sha, current_sha, function)
+    searched = ([f for f in grown if not is_inlined(f)][:SUSPECT_FUNCTIONS]
+                + [f for f in grown if is_inlined(f)][:SUSPECT_FUNCTIONS])
+    attribution = Attribution(repo, baseline_sha, current_sha)
+    profiled = base.functions() | cur.functions()
+    by_sha: dict[str, Suspect] = {}
+    for function in sorted(searched, key=grown.index):
+        for suspect in attribution.suspects(function, profiled=profiled):
+            by_sha.setdefault(suspect.sha, suspect)  # the most grown function's reason
+    position = {sha: i for i, (sha, _) in enumerate(attribution.commits())}
+    suspects = sorted(by_sha.values(), key=lambda s: position.get(s.sha, -1))
 
     title = f"{suite.name} / {benchmark}"
     files = {
