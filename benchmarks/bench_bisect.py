@@ -43,40 +43,13 @@ from perfd.context import Services  # noqa: E402
 from perfd.events import Event  # noqa: E402
 from perfd.flows.bisect import BisectRequest, bisect  # noqa: E402
 from perfd.runner.fingerprint import cpu_model  # noqa: E402
+from tests.example_suite import write_example_suite  # noqa: E402
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@perfd.invalid",
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@perfd.invalid",
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
 KNOB = "MINILIB_SLOW_PARSE_PCT"
 BENCHMARK = "request/parse"
-SUITE = """\
-name: bisect-bench
-repository: {repo}
-branches: [main]
-build:
-  timeout_s: 300
-  steps:
-    - argv: [make, -C, "${{PERFD_WORKTREE}}", "-j${{PERFD_JOBS}}"]
-    - argv: [cc, -std=c11, -O2, -g, -fno-omit-frame-pointer,
-             "-I${{PERFD_WORKTREE}}/include", "-I${{PERFD_HARNESS}}",
-             "{bench_c}", "${{PERFD_HARNESS}}/perfd_harness.c",
-             "${{PERFD_WORKTREE}}/build/libminilib.a", -o, "${{PERFD_BUILD_DIR}}/bench_minilib"]
-harness:
-  binary: "${{PERFD_BUILD_DIR}}/bench_minilib"
-defaults:
-  warmup: 1
-  samples: {samples}
-  min_time_s: {min_time}
-  repetitions: 5
-  cpus: [{cpu}]
-  timeout_s: 60
-  threshold_pct: {threshold}
-  metrics: [time]
-benchmarks:
-  - name: {benchmark}
-"""
-
-
 def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
                           text=True, env={**os.environ, **GIT_ENV, **(env or {})}).stdout.strip()
@@ -114,10 +87,9 @@ def make_repository(dest: Path, commits: int, culprit: int, step_pct: float) -> 
 
 
 def write_config(work: Path, state: Path, repo: Path, args: argparse.Namespace) -> Path:
-    (work / "suites").mkdir(parents=True, exist_ok=True)
-    (work / "suites" / "bisect-bench.yaml").write_text(SUITE.format(
-        repo=repo, bench_c=ROOT / "suites" / "example" / "bench_minilib.c", samples=args.samples,
-        min_time=args.min_time, cpu=args.cpu, threshold=args.threshold, benchmark=BENCHMARK))
+    write_example_suite(work / "suites", repo, name="bisect-bench", benchmarks=[BENCHMARK],
+                        defaults={"samples": args.samples, "min_time_s": args.min_time,
+                                  "cpus": [args.cpu], "threshold_pct": args.threshold})
     # one data dir for every trial: the build cache carries over between them
     (work / "perfd.yaml").write_text(f"machine_id: bench\ndata_dir: {state}\n")
     return work / "perfd.yaml"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import pytest
 
 from tests.conftest import git
 from tests.daemon_process import DaemonProcess, daemon_file, free_port, wait_for
+from tests.example_suite import write_example_suite
 
 ROOT = Path(__file__).parents[2]
 BUDGET = """version: 1
@@ -77,12 +77,7 @@ def example_daemon(tmp_path, cli, monkeypatch) -> Iterator[ExampleDaemon]:
     shas = dict(line.split() for line in out.splitlines() if line.strip())
     git(repo, "update-ref", "refs/heads/main", shas["base"])  # the slowdown is not pushed yet
     work = tmp_path / "work"
-    (work / "suites").mkdir(parents=True)
-    suite = (ROOT / "suites" / "example.yaml").read_text()
-    suite = re.sub(r"repository: .*", f"repository: {repo}", suite)
-    suite = suite.replace("tiers: [commit, nightly]", "tiers: {commit: {repetitions: 8}}")
-    (work / "suites" / "example.yaml").write_text(suite)
-    (work / "suites" / "example").symlink_to(ROOT / "suites" / "example")
+    write_example_suite(work / "suites", repo, tiers={"commit": {"repetitions": 8}})
     (work / "budgets.yaml").write_text(BUDGET)
     port = free_port()
     daemon_file(work, port, poll="{interval_s: 0}")

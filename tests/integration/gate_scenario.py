@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import git
+from tests.example_suite import write_example_suite
 
 ROOT = Path(__file__).parents[2]
 MINILIB = ROOT / "examples" / "minilib"
 OVERRIDE_REASON = "the stricter parser costs ~15% in request/parse; accepted by team-request"
 
 # Small workloads (2-core machine): short samples; pairs are capped on the command line.
-SIZES = {"  samples: 10": "  samples: 8", "min_time_s: 0.01": "min_time_s: 0.005",
-         "repetitions: 5": "repetitions: 3"}
+SIZES = {"samples": 8, "min_time_s": 0.005, "repetitions": 3}
 BUDGETS = """\
 version: 1
 budgets:
@@ -101,13 +101,7 @@ def make_config(work: Path, repo: Path) -> tuple[Path, Path]:
     """perfd.yaml, suites/ (the example suite, smaller, on ``repo``) and budgets.yaml in
     work; returns (the daemon file, the suites dir)."""
     suites = work / "suites"
-    shutil.copytree(ROOT / "suites" / "example", suites / "example")
-    text = (ROOT / "suites" / "example.yaml").read_text()
-    for old, new in SIZES.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    text = text.replace("repository: ../.perfd/demo-repo", f"repository: {repo}")
-    (suites / "example.yaml").write_text(text)
+    write_example_suite(suites, repo, defaults=SIZES)
     (work / "budgets.yaml").write_text(BUDGETS)
     config = work / "perfd.yaml"
     config.write_text("machine_id: gate-test\ndata_dir: state\nsuites_dir: suites\n"

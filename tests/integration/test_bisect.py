@@ -14,38 +14,14 @@ import pytest
 
 from perfd.store import AlertDraft, ResultStore, SeriesKey
 from tests.conftest import git
+from tests.example_suite import write_example_suite
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]
 # Small sizes (a 2-core machine): one benchmark, short samples; lock-step pairs keep the noise
 # far below the 15% step, so --min-pairs 8 (the first pair count the signed-rank test can
 # decide at, with alpha split over two looks) decides every comparison.
-SUITE = """\
-name: bisect-example
-repository: {repo}
-branches: [main]
-build:
-  timeout_s: 300
-  steps:
-    - argv: [make, -C, "${{PERFD_WORKTREE}}", "-j${{PERFD_JOBS}}"]
-    - argv: [cc, -std=c11, -O2, -g, -fno-omit-frame-pointer,
-             "-I${{PERFD_WORKTREE}}/include", "-I${{PERFD_HARNESS}}",
-             "{bench_c}", "${{PERFD_HARNESS}}/perfd_harness.c",
-             "${{PERFD_WORKTREE}}/build/libminilib.a", -o, "${{PERFD_BUILD_DIR}}/bench_minilib"]
-harness:
-  binary: "${{PERFD_BUILD_DIR}}/bench_minilib"
-defaults:
-  warmup: 1
-  samples: 8
-  min_time_s: 0.005
-  repetitions: 3
-  cpus: [{cpu}]
-  timeout_s: 60
-  threshold_pct: 5
-  metrics: [time]
-benchmarks:
-  - name: request/parse
-"""
+SIZES = {"samples": 8, "min_time_s": 0.005, "repetitions": 3}
 BROKEN = "\nint minilib_broken(void) { return }\n"  # a syntax error
 
 
@@ -90,10 +66,8 @@ def bisect_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     repo = tmp_path / "repo"
     shas = eight_commits(repo)
     work = tmp_path / "work"
-    (work / "suites").mkdir(parents=True)
-    cpu = max(os.sched_getaffinity(0))
-    (work / "suites" / "bisect-example.yaml").write_text(SUITE.format(
-        repo=repo, bench_c=ROOT / "suites" / "example" / "bench_minilib.c", cpu=cpu))
+    write_example_suite(work / "suites", repo, name="bisect-example", benchmarks=["request/parse"],
+                        defaults={**SIZES, "cpus": [max(os.sched_getaffinity(0))]})
     (work / "perfd.yaml").write_text("machine_id: bisect-test\ndata_dir: state\n")
     monkeypatch.chdir(work)
     monkeypatch.delenv("PERFD_CONFIG", raising=False)
