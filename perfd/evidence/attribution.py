@@ -5,26 +5,30 @@ the public function it was inlined into, and a commit that changed only the help
 touched that function's own lines. So a commit is a suspect for function F, defined in file X,
 when, in base..head, it
   1. changed F's definition, or
-  2. changed the definition of a static function of X that F calls, directly or through other
-     static functions of X (at most ``CALLEE_DEPTH`` calls deep): the translation unit's
-     helpers, which the compiler may have inlined into F, or
+  2. changed the definition of a static function of X's translation unit that F calls,
+     directly or through other such functions (at most ``CALLEE_DEPTH`` calls deep): the
+     helpers the compiler may have inlined into F, defined in X or in a project header X
+     includes (``static inline`` helpers in headers; at most ``INCLUDE_DEPTH`` includes
+     deep), or
   3. changed a line that mentions one of the macros those bodies use (`git log -G`): a tuning
      constant or a feature flag defined in a header changes F's behaviour without touching F.
 
 "Changed a definition" compares the function's text (comments and string contents blanked,
-whitespace collapsed) at each commit of the range with its first parent's, so a moved
-function, a reformatting or an edited comment is not a change, and a prototype earlier in the
-file does not confuse it. Calls are C identifiers followed by ``(`` in a body, kept when the
-same file defines a static function of that name (keywords, macros, library and extern
-functions drop out on their own). A frame name ``h (inlined)`` from a profile with inline
-frames (see :mod:`perfd.evidence.profile`) is looked up as ``h``; GCC clone suffixes
-(``.isra.0``, ``.constprop.0``, ``.part.0``, ``.cold``) are dropped.
+whitespace collapsed) at each commit of the range that changed the file with its text at that
+commit's first parent, so a moved function, a reformatting or an edited comment is not a
+change, and a prototype earlier in the file does not confuse it. Calls are C identifiers
+followed by ``(`` in a body, kept when the unit defines a static function of that name
+(keywords, macros, library and extern functions drop out on their own). A frame name
+``h (inlined)`` from a profile with inline frames (see :mod:`perfd.evidence.profile`) is
+looked up as ``h``; GCC clone suffixes (``.isra.0``, ``.constprop.0``, ``.part.0``,
+``.cold``) are dropped.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from perfd.errors import RepositoryError
@@ -35,6 +39,12 @@ C_SOURCES = ("*.c", "*.h", "*.cc", "*.cpp", "*.cxx", "*.hh", "*.hpp", "*.inc")
 # function, the helper it calls, that helper's helpers... (minilib's parser: public ->
 # parse_into -> parse_query -> percent_decode -> hex_value is 4).
 CALLEE_DEPTH = 4
+# How many #include levels of project headers make up a file's translation unit.
+INCLUDE_DEPTH = 3
+# An include resolved by file name (not relative to the including file) that matches more
+# files than this is ambiguous (config.h in every directory) and left out.
+MAX_INCLUDE_MATCHES = 3
+C_HEADERS = (".h", ".hh", ".hpp", ".hxx", ".inc")
 INLINED_SUFFIX = " (inlined)"  # perfd.evidence.profile.INLINED_SUFFIX; kept here to stay import-light
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -46,6 +56,7 @@ _CLONE_SUFFIX = re.compile(r"(?:\.(?:isra|constprop|part|cold|lto_priv|localalia
 _NOISE = re.compile(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", re.S)
 # A preprocessor directive with its continuation lines.
 _DIRECTIVE = re.compile(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", re.M)
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*["<]([^">\n]+)[">]', re.M)
 _OBJECT_MACRO = re.compile(r"#\s*define\s+([A-Za-z_]\w*)\b(?!\()(.*)", re.S)
 _CALL = re.compile(r"(?<![\w.>])([A-Za-z_]\w*)\s*\(")
 _NAME_BEFORE = re.compile(r"([A-Za-z_]\w*)\s*$")
@@ -117,7 +128,7 @@ def _object_macros(code: str) -> dict[str, str]:
     return out
 
 
-def _mentions_static(specifiers: str, macros: dict[str, str], depth: int = 0) -> bool:
+def _mentions_static(specifiers: str, macros: Mapping[str, str], depth: int = 0) -> bool:
     words = re.findall(r"[A-Za-z_]\w*", specifiers)
     if "static" in words:
         return True
@@ -158,11 +169,12 @@ def _defined_name(header: str) -> tuple[str, int] | None:
     return None
 
 
-def c_functions(source: str) -> dict[str, bool]:
+def c_functions(source: str, macros: Mapping[str, str] | None = None) -> dict[str, bool]:
     """The functions a C source defines, in order: name -> whether it is ``static`` (directly or
-    through an object-like macro of the file, e.g. ``#define INLINE static inline``)."""
+    through an object-like macro, e.g. ``#define INLINE static inline``, of the file or of
+    ``macros``: those of the headers it includes)."""
     code = code_only(source)
-    macros = _object_macros(code)
+    macros = {**(macros or {}), **_object_macros(code)}
     code = _DIRECTIVE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), code)
     out: dict[str, bool] = {}
     depth, boundary = 0, 0
@@ -196,22 +208,43 @@ def called_names(body: str) -> list[str]:
     return list(seen)
 
 
-def static_callees(source: str, function: str, depth: int = CALLEE_DEPTH) -> dict[str, tuple[str, ...]]:
-    """Static functions of ``source`` that ``function`` (defined in it) calls, directly or through
-    other static functions of the file, at most ``depth`` calls deep: helper -> the call path
-    from ``function`` to it (``("f", "g", "h")`` for f -> g -> h), shortest paths, nearest first.
-    Empty when the source does not define ``function``."""
-    functions = c_functions(source)
-    if function not in functions:
+def included_names(source: str) -> list[str]:
+    """The names of a C source's ``#include`` directives ("x.h" and <x.h> alike), in order."""
+    return _INCLUDE.findall(source)
+
+
+def unit_static_callees(unit: Mapping[str, str], function: str,
+                        depth: int = CALLEE_DEPTH) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Static functions of a translation unit that ``function`` calls, directly or through other
+    static functions of the unit, at most ``depth`` calls deep: helper -> (the path that defines
+    it, the call path from ``function``: ``("f", "g", "h")`` for f -> g -> h), shortest paths,
+    nearest first. ``unit``: path -> source, the file that defines ``function`` first, then
+    the headers it includes (a name defined twice counts where it comes first). Empty when the
+    first file does not define ``function``."""
+    if not unit:
         return {}
-    statics = {name for name, is_static in functions.items() if is_static}
-    code = code_only(source)
+    macros: dict[str, str] = {}
+    for source in unit.values():
+        for name, text in _object_macros(code_only(source)).items():
+            macros.setdefault(name, text)
+    home = next(iter(unit))
+    where: dict[str, str] = {}
+    statics: set[str] = set()
+    for path, source in unit.items():
+        for name, is_static in c_functions(source, macros).items():
+            if name not in where:
+                where[name] = path
+                if is_static:
+                    statics.add(name)
+    if where.get(function) != home:
+        return {}
+    code = {path: code_only(source) for path, source in unit.items()}
     paths: dict[str, tuple[str, ...]] = {function: (function,)}
     frontier = [function]
     for _ in range(depth):
         following: list[str] = []
         for caller in frontier:
-            body = function_body(code, caller)
+            body = function_body(code[where[caller]], caller)
             if body is None:
                 continue
             for callee in called_names(body[body.index("{"):]):
@@ -220,7 +253,13 @@ def static_callees(source: str, function: str, depth: int = CALLEE_DEPTH) -> dic
                     following.append(callee)
         frontier = following
     del paths[function]
-    return paths
+    return {helper: (where[helper], chain) for helper, chain in paths.items()}
+
+
+def static_callees(source: str, function: str, depth: int = CALLEE_DEPTH) -> dict[str, tuple[str, ...]]:
+    """:func:`unit_static_callees` of a unit of one file, without the paths."""
+    return {helper: chain for helper, (_, chain) in unit_static_callees({"": source}, function,
+                                                                         depth).items()}
 
 
 def _definition(code: str, function: str) -> str | None:
@@ -243,7 +282,9 @@ class Attribution:
 
     def __init__(self, repo: Repository, base: str, head: str) -> None:
         self.repo, self.base, self.head = repo, base, head
+        self._text: dict[tuple[str, str], str | None] = {}
         self._code: dict[tuple[str, str], str | None] = {}
+        self._headers: list[str] | None = None
         self._macro_commits: dict[str, list[tuple[str, str]]] = {}
         self._commits: list[tuple[str, str]] | None = None
 
@@ -253,15 +294,52 @@ class Attribution:
             self._commits = self.repo.commits_between(self.base, self.head)
         return self._commits
 
+    def _text_at(self, rev: str, path: str) -> str | None:
+        """path at rev (None: no such file in that commit)."""
+        key = (rev, path)
+        if key not in self._text:
+            try:
+                self._text[key] = self.repo.show_file(rev, path)
+            except RepositoryError:
+                self._text[key] = None  # added or removed by the range
+        return self._text[key]
+
     def _code_at(self, rev: str, path: str) -> str | None:
         """path at rev with comments and strings blanked (None: no such file in that commit)."""
         key = (rev, path)
         if key not in self._code:
-            try:
-                self._code[key] = code_only(self.repo.show_file(rev, path))
-            except RepositoryError:
-                self._code[key] = None  # added or removed by the range
+            text = self._text_at(rev, path)
+            self._code[key] = None if text is None else code_only(text)
         return self._code[key]
+
+    def _resolve_include(self, including: str, name: str) -> list[str]:
+        """The project headers at head an ``#include`` of ``name`` in ``including`` may mean:
+        the file relative to the including one, else the headers whose path ends with the
+        name (an -I directory of the build), unless there are too many to tell."""
+        if self._headers is None:
+            self._headers = [p for p in self.repo.files_at(self.head) if p.endswith(C_HEADERS)]
+        relative = posixpath.normpath(posixpath.join(posixpath.dirname(including), name))
+        if relative in self._headers:
+            return [relative]
+        matches = [p for p in self._headers if p == name or p.endswith("/" + name)]
+        return matches if len(matches) <= MAX_INCLUDE_MATCHES else []
+
+    def unit(self, path: str) -> dict[str, str]:
+        """path's translation unit at head as far as the project holds it: path -> source for
+        path and the project headers it includes, at most INCLUDE_DEPTH levels, path first."""
+        unit: dict[str, str] = {}
+        level = [path]
+        for _ in range(INCLUDE_DEPTH + 1):
+            following: list[str] = []
+            for file in level:
+                text = self._text_at(self.head, file)
+                if file in unit or text is None:
+                    continue
+                unit[file] = text
+                for name in included_names(text):
+                    following += self._resolve_include(file, name)
+            level = following
+        return unit
 
     def _lines_mentioning(self, macro: str) -> list[tuple[str, str]]:
         if macro not in self._macro_commits:
@@ -274,7 +352,7 @@ class Attribution:
         of ``names`` in ``path`` (the first such name, in the order given)."""
         names = list(names)
         out: list[tuple[str, str, str]] = []
-        for sha, subject in self.commits():
+        for sha, subject in self.repo.commits_touching_path(self.base, self.head, path):
             after, before = self._code_at(sha, path), self._code_at(f"{sha}^", path)
             if after == before:
                 continue
@@ -304,20 +382,26 @@ class Attribution:
             code = self._code_at(self.head, path)
             if code is None or function_body(code, name) is None:
                 continue  # a declaration or a call, not the definition
-            described = {name: name}
-            for helper, chain in static_callees(code, name).items():
+            # name -> (the file that defines it, how the reason names it)
+            described = {name: (path, name)}
+            for helper, (where, chain) in unit_static_callees(self.unit(path), name).items():
                 how = "called by" if helper in own_frames else "inlined into"
                 via = f" via {' -> '.join(chain[1:-1])}" if len(chain) > 2 else ""
-                described[helper] = f"static helper {helper} ({how} {name}{via})"
-            for sha, subject, changed in self._definition_changes(path, described):
-                add(sha, subject, f"changed {described[changed]} in {path}")
+                described[helper] = (where, f"static helper {helper} ({how} {name}{via})")
+            by_file: dict[str, list[str]] = {}
+            for defined, (where, _) in described.items():
+                by_file.setdefault(where, []).append(defined)
+            for where, names in by_file.items():
+                for sha, subject, changed in self._definition_changes(where, names):
+                    add(sha, subject, f"changed {described[changed][1]} in {where}")
             users: dict[str, str] = {}
-            for user in described:
-                for macro in _MACRO.findall(function_body(code, user) or ""):
+            for user, (where, _) in described.items():
+                for macro in _MACRO.findall(function_body(self._code_at(self.head, where) or "",
+                                                          user) or ""):
                     users.setdefault(macro, user)
             for macro in sorted(users):
                 for sha, subject in self._lines_mentioning(macro):
-                    add(sha, subject, f"changed {macro}, used by {described[users[macro]]}")
+                    add(sha, subject, f"changed {macro}, used by {described[users[macro]][1]}")
         position = {sha: i for i, (sha, _) in enumerate(self.commits())}
         return sorted(found.values(), key=lambda s: position.get(s.sha, -1))
 

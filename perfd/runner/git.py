@@ -180,6 +180,12 @@ class Repository:
             return []  # git grep exits 1 when nothing matches
         return [line.split(":", 1)[1] for line in out.splitlines() if ":" in line]
 
+    def files_at(self, rev: str) -> list[str]:
+        """Every file path in rev's tree."""
+        validate_rev(rev)
+        return [p for p in _git(self.path, "ls-tree", "-r", "--name-only", "--end-of-options",
+                                rev).splitlines() if p]
+
     def show_file(self, rev: str, path: str) -> str:
         return _git(self.path, "show", f"{rev}:{path}")
 
@@ -187,13 +193,11 @@ class Repository:
         out = _git(self.path, "log", "--no-patch", "--format=%H %s", *args, f"{base}..{head}")
         return [(line[:40], line[41:]) for line in out.splitlines() if len(line) >= 40]
 
-    def commits_touching_function(self, base: str, head: str, function: str,
-                                  path: str) -> list[tuple[str, str]]:
-        """Commits in base..head that changed the body of function in path (git log -L)."""
-        try:
-            return self._log(base, head, "-L", f":{function}:{path}")
-        except RepositoryError:
-            return []  # git found no such function in that file at head
+    def commits_touching_path(self, base: str, head: str, path: str) -> list[tuple[str, str]]:
+        """Commits in base..head that changed the file at path, oldest first."""
+        out = _git(self.path, "log", "--reverse", "--no-patch", "--format=%H %s",
+                   f"{base}..{head}", "--", path)
+        return [(line[:40], line[41:]) for line in out.splitlines() if len(line) >= 40]
 
     def commits_changing_lines_matching(self, base: str, head: str,
                                         regex: str) -> list[tuple[str, str]]:

@@ -1,5 +1,6 @@
-"""Attribution through inlining: a grown function's static callees in its own file, and the
-commits that changed only one of them (a small C reader, then a real temporary git history)."""
+"""Attribution through inlining: a grown function's static callees in its translation unit (its
+file and the project headers it includes), and the commits that changed only one of them (a
+small C reader, then a real temporary git history)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from perfd.evidence.attribution import (
     source_name,
     static_callees,
     suspects_for,
+    unit_static_callees,
 )
 from perfd.runner.git import Repository
 from tests.conftest import git
@@ -94,6 +96,41 @@ def test_static_callees_are_the_closure_within_the_file_with_the_call_path():
     assert static_callees(SOURCE, "missing") == {}
 
 
+# A translation unit: lib.c includes its own header and a project header with static inline
+# helpers; a header-level macro makes a helper static.
+UNIT_C = """\
+#include "util.h"
+#include <minimath.h>
+
+int run(int x)
+{
+    return clamp(x) + square(x) + ext(x);
+}
+"""
+UNIT_UTIL = """\
+#ifndef UTIL_H
+#define UTIL_H
+#define HELPER static inline
+int ext(int x);
+HELPER int clamp(int x) { return x < 0 ? 0 : x; }
+#endif
+"""
+UNIT_MATH = """\
+static inline int square(int x) { return x * x + LIMIT; }
+"""
+
+
+def test_unit_static_callees_follow_helpers_into_included_headers():
+    unit = {"src/lib.c": UNIT_C, "src/util.h": UNIT_UTIL, "include/minimath.h": UNIT_MATH}
+    assert unit_static_callees(unit, "run") == {
+        "clamp": ("src/util.h", ("run", "clamp")),
+        "square": ("include/minimath.h", ("run", "square")),
+    }
+    # a function defined only in a header is not the unit's to follow from the .c file
+    assert unit_static_callees(unit, "clamp") == {}
+    assert unit_static_callees({}, "run") == {}
+
+
 def test_source_name_of_profile_frames():
     assert source_name("parse_header (inlined)") == "parse_header"
     assert source_name("run_batch.isra.0") == "run_batch"
@@ -153,6 +190,34 @@ def test_a_helper_the_profile_shows_as_its_own_frame_is_called_not_inlined(tmp_p
     assert [s.why for s in suspects] == [
         "changed static helper g (called by F via h) in lib.c",
         "changed static helper cold (inlined into F) in lib.c",
+    ]
+
+
+def test_a_commit_that_changed_only_a_static_inline_helper_in_a_header_is_a_suspect(tmp_path):
+    repo = tmp_path / "r"
+    (repo / "src").mkdir(parents=True)
+    (repo / "include").mkdir()
+    (repo / "lib" / "include").mkdir(parents=True)  # a second util.h: the relative one wins
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "src" / "lib.c").write_text(UNIT_C)
+    (repo / "src" / "util.h").write_text(UNIT_UTIL)
+    (repo / "lib" / "include" / "util.h").write_text("static int clamp(int x) { return x; }\n")
+    (repo / "include" / "minimath.h").write_text(UNIT_MATH)
+    (repo / "include" / "limits.h").write_text("#define LIMIT 0\n")
+    base = commit(repo, "import")
+    (repo / "src" / "util.h").write_text(UNIT_UTIL.replace("x < 0 ? 0 : x", "x < 1 ? 1 : x"))
+    clamp = commit(repo, "util: clamp at 1")
+    (repo / "lib" / "include" / "util.h").write_text("static int clamp(int x) { return -x; }\n")
+    commit(repo, "lib: the other clamp")
+    (repo / "include" / "minimath.h").write_text(UNIT_MATH.replace("x * x", "x * x * 1"))
+    square = commit(repo, "minimath: square")
+    (repo / "include" / "limits.h").write_text("#define LIMIT 1\n")
+    limit = commit(repo, "limits: LIMIT 1")
+    suspects = suspects_for(Repository(repo), base, limit, "run")
+    assert [(s.sha, s.why) for s in suspects] == [
+        (clamp, "changed static helper clamp (inlined into run) in src/util.h"),
+        (square, "changed static helper square (inlined into run) in include/minimath.h"),
+        (limit, "changed LIMIT, used by static helper square (inlined into run)"),
     ]
 
 
