@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 TOKEN = "test-token-0123456789"
 SECRET = "test-webhook-secret"
 
@@ -158,3 +160,20 @@ def daemon_file(workdir: Path, port: int, **sections: str) -> Path:
     path = workdir / "perfd.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def daemon_workdir(work: Path, monkeypatch: pytest.MonkeyPatch, *, suites: dict[str, str] | None = None,
+                   **sections: str) -> int:
+    """Make ``work`` a daemon's working directory and the test's: ``suites/<name>.yaml`` for each
+    suite text, a daemon file (:func:`daemon_file`, ``sections`` as there) on a free port, and
+    the test process inside it (its cwd, no $PERFD_CONFIG, a machine lock of its own, so it
+    never waits for another test's). Returns the port."""
+    (work / "suites").mkdir(parents=True, exist_ok=True)
+    for name, text in (suites or {}).items():
+        (work / "suites" / f"{name}.yaml").write_text(text)
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("PERFD_CONFIG", raising=False)
+    monkeypatch.setenv("PERFD_MACHINE_LOCK", str(work / "machine.lock"))
+    port = free_port()
+    daemon_file(work, port, **sections)
+    return port

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git
-from tests.daemon_process import DaemonProcess, daemon_file, free_port, wait_for
+from tests.daemon_process import DaemonProcess, daemon_workdir, wait_for
 from tests.example_suite import write_example_suite
 
 ROOT = Path(__file__).parents[2]
@@ -79,11 +79,7 @@ def example_daemon(tmp_path, cli, monkeypatch) -> Iterator[ExampleDaemon]:
     work = tmp_path / "work"
     write_example_suite(work / "suites", repo, tiers={"commit": {"repetitions": 8}})
     (work / "budgets.yaml").write_text(BUDGET)
-    port = free_port()
-    daemon_file(work, port, poll="{interval_s: 0}")
-    monkeypatch.chdir(work)
-    monkeypatch.delenv("PERFD_CONFIG", raising=False)
-    monkeypatch.setenv("PERFD_MACHINE_LOCK", str(work / "machine.lock"))
+    port = daemon_workdir(work, monkeypatch, poll="{interval_s: 0}")
     assert cli("reference", "set", "--suite", "example", "--commit", shas["base"],
                "--reason", "the release")[0] == 0
     example = ExampleDaemon(repo, work, shas, port)

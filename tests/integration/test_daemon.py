@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import git
-from tests.daemon_process import DaemonProcess, daemon_file, free_port, wait_for
+from tests.daemon_process import DaemonProcess, daemon_workdir, wait_for
 from tests.integration.conftest import FAKE
 
 pytestmark = pytest.mark.slow
@@ -63,15 +63,9 @@ benchmarks:
 def work(tmp_path, tiny_repo, monkeypatch):
     repo, shas = tiny_repo
     work = tmp_path / "work"
-    (work / "suites").mkdir(parents=True)
-    (work / "suites" / "fake.yaml").write_text(SUITE.format(repo=repo, fake=FAKE,
-                                                            python=sys.executable))
-    monkeypatch.chdir(work)
-    monkeypatch.delenv("PERFD_CONFIG", raising=False)
-    monkeypatch.setenv("PERFD_MACHINE_LOCK", str(work / "machine.lock"))
-    port = free_port()
-    daemon_file(work, port, poll="{interval_s: 0}",
-                jobs="{lease_s: 4, heartbeat_s: 1, max_attempts: 2}")
+    port = daemon_workdir(work, monkeypatch,
+                          suites={"fake": SUITE.format(repo=repo, fake=FAKE, python=sys.executable)},
+                          poll="{interval_s: 0}", jobs="{lease_s: 4, heartbeat_s: 1, max_attempts: 2}")
 
     class Work:
         path = work

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.conftest import git
-from tests.daemon_process import DaemonProcess, daemon_file, free_port, wait_for
+from tests.daemon_process import DaemonProcess, daemon_workdir, wait_for
 from tests.integration.conftest import FAKE
 
 pytestmark = pytest.mark.slow
@@ -54,16 +54,11 @@ def work(tmp_path, monkeypatch):
         git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", f"commit {i}")
         shas.append(git(repo, "rev-parse", "HEAD"))
     work = tmp_path / "work"
-    (work / "suites").mkdir(parents=True)
-    (work / "suites" / "fake.yaml").write_text(SUITE.format(repo=repo, fake=FAKE,
-                                                            python=sys.executable))
-    monkeypatch.chdir(work)
-    monkeypatch.delenv("PERFD_CONFIG", raising=False)
-    monkeypatch.setenv("PERFD_MACHINE_LOCK", str(work / "machine.lock"))
-    port = free_port()
-    daemon_file(work, port, poll="{interval_s: 0}",
-                jobs="{lease_s: 30, heartbeat_s: 1, max_attempts: 1, bisect: true, "
-                     "bisect_max_steps: 4}")
+    port = daemon_workdir(work, monkeypatch,
+                          suites={"fake": SUITE.format(repo=repo, fake=FAKE, python=sys.executable)},
+                          poll="{interval_s: 0}",
+                          jobs="{lease_s: 30, heartbeat_s: 1, max_attempts: 1, bisect: true, "
+                               "bisect_max_steps: 4}")
     env = {"FAKE_HARNESS_OFFSET_BY_VERSION": SPEEDS, "FAKE_HARNESS_JITTER": "0.3",
            "FAKE_HARNESS_COUNTER": str(tmp_path / "counter"), "FAKE_HARNESS_SEED": "1"}
     daemon = DaemonProcess(work, port, extra_env=env)
