@@ -81,8 +81,12 @@ def _line_marks(result: BisectResult) -> list[tuple[str, str, str]]:
     return marks
 
 
+def _commits(n: int) -> str:
+    return f"{n} commit" if n == 1 else f"{n} commits"
+
+
 def _cost(result: BisectResult) -> str:
-    return (f"builds: {result.builds} commits ({result.cached_builds} from the build cache); "
+    return (f"builds: {_commits(result.builds)} ({result.cached_builds} from the build cache); "
             f"pairs: {result.pairs}; wall time {result.wall_time_s:.1f} s")
 
 
@@ -99,7 +103,7 @@ def render_text(result: BisectResult) -> str:
         f"benchmark  {result.benchmark} ({result.metric})",
         f"good       {result.good.sha[:12]}  {result.good.subject}".rstrip(),
         f"bad        {result.bad.sha[:12]}  {result.bad.subject}".rstrip(),
-        f"range      {len(result.commits)} commits after good up to bad (first-parent history)",
+        f"range      {_commits(len(result.commits))} after good up to bad (first-parent history)",
         f"method     {_method(result)}",
         "",
         f"{_LABELS[result.outcome].upper()}: {_finding(result)}",
@@ -135,7 +139,7 @@ def render_markdown(result: BisectResult) -> str:
         f"- suite `{result.suite}` on `{result.machine_id}`",
         f"- good `{result.good.sha[:12]}` {_md(result.good.subject)}".rstrip(),
         f"- bad `{result.bad.sha[:12]}` {_md(result.bad.subject)}".rstrip(),
-        f"- {len(result.commits)} commits after good up to bad (first-parent history)",
+        f"- {_commits(len(result.commits))} after good up to bad (first-parent history)",
         f"- method: {_md(_method(result))}",
         f"- {_md(_ends_line(result))}",
         f"- {_cost(result)}",
