@@ -113,7 +113,7 @@ def main(argv: list[str]) -> int:
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {cpu_model() or platform.processor()}, {os.cpu_count()} cores, Linux "
         f"{platform.release()}",
-        f"- command: `.venv/bin/python benchmarks/bench_daemon.py {shlex.join(argv)}`",
+        f"- command: `{shlex.join(['.venv/bin/python', 'benchmarks/bench_daemon.py', *argv])}`",
         "- the real `perfd daemon` process (SQLite, the tests' fake harness), poll every 60 s",
         "",
         "| figure | value | target |",

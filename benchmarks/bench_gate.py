@@ -141,7 +141,7 @@ def report(argv: list[str], args: argparse.Namespace, reps: list[Repetition]) ->
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {cpu_model() or platform.processor()}, {os.cpu_count()} cores, Linux "
         f"{platform.release()}",
-        f"- command: `.venv/bin/python benchmarks/bench_gate.py {shlex.join(argv)}`",
+        f"- command: `{shlex.join(['.venv/bin/python', 'benchmarks/bench_gate.py', *argv])}`",
         f"- each repetition: `perfd gate --suite example --current <slow> --target-branch main "
         f"--threshold {args.threshold:g}{'' if args.evidence else ' --no-evidence'}` in a fresh "
         "data dir (merge base, both builds from a cold cache, adaptive lock-step pairs of the "

@@ -294,7 +294,7 @@ def report(args: argparse.Namespace, argv: list[str], results: list[tuple[Mode, 
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {seconds / 60:.0f} min",
         f"- machine: {cpu_model() or platform.processor()}, {os.cpu_count()} cores, "
         f"Linux {platform.release()}",
-        f"- command: `.venv/bin/python benchmarks/bench_history_real.py {shlex.join(argv)}`",
+        f"- command: `{shlex.join(['.venv/bin/python', 'benchmarks/bench_history_real.py', *argv])}`",
         f"- {args.histories} histories x {args.commits} commits of examples/minilib: layout change at 5, "
         "+2% compute/crc32 at 10, +20% memory/chase at 15 reverted at 16, +1% request/parse at 20; "
         f"a busy loop pinned to the benchmark CPU during commits {args.hog_from}..{args.hog_to} "
