@@ -172,7 +172,7 @@ def classify_ends(c: Comparison | None, threshold_pct: float) -> tuple[Answer, s
     if c.alert_worthy:
         return Answer.BAD, f"the bad end is {_change(c)} against the good end: {c.reason}"
     if within_band(c, threshold_pct):
-        return Answer.GOOD, (f"the bad end is within +-{threshold_pct:g}% of the good end "
+        return Answer.GOOD, (f"the bad end is within +-{threshold_pct:.3g}% of the good end "
                              f"({_change(c)})")
     return Answer.UNKNOWN, (f"the bad end is not shown worse than the good end: "
                             f"{c.status.value}: {c.reason}")
@@ -202,7 +202,7 @@ def classify_midpoint(vs_good: Comparison | None, vs_bad: Comparison | None,
         return Answer.UNKNOWN, "contradictory: " + "; ".join(good_signs + bad_signs)
     parts = [f"{name}: {c.status.value} {_change(c)}" for name, c in
              (("vs the good end", vs_good), ("vs the bad end", vs_bad)) if c is not None]
-    return Answer.UNKNOWN, ("neither end shown at +-" + f"{threshold_pct:g}%"
+    return Answer.UNKNOWN, ("neither end shown at +-" + f"{threshold_pct:.3g}%"
                             + (f" ({'; '.join(parts)})" if parts else ""))
 
 
