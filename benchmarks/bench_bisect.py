@@ -2,19 +2,21 @@
 
 Builds ``--trials`` git repositories of examples/minilib, each a base commit and
 ``--commits`` commits after it; every commit appends a note to README.md except the culprit,
-which sets MINILIB_SLOW_PARSE_PCT to ``--step-pct`` (request/parse ~2% slower from there on).
+which sets the knob of ``--benchmark`` to ``--step-pct`` (default MINILIB_SLOW_PARSE_PCT 2:
+request/parse ~2% slower from there on).
 The culprit's position differs per trial (spread over 1..commits, shuffled by ``--seed``;
 the first and last positions are always among them). Commits are made with fixed dates and
 identities, so the commits before a culprit are the same in every repository and their
 builds come from the build cache of a later trial, as on a daemon that measured them before.
 
 Each trial runs the same flow as `perfd bisect --good <base> --bad <last> --benchmark
-request/parse --threshold <pct>` (``perfd.flows.bisect.bisect``), under the machine lock, and
+<benchmark> --threshold <pct>` (``perfd.flows.bisect.bisect``), under the machine lock, and
 records what it named: the right commit, a range that contains it, or something wrong; and
 the builds (commits built, and those the cache had), lock-step pairs and wall time it took.
 Output is a Markdown block for benchmarks/RESULTS.md; progress goes to stderr.
 
     .venv/bin/python benchmarks/bench_bisect.py [--trials 10] [--commits 64] [--step-pct 2]
+        [--threshold 1] [--benchmark request/parse|memory/chase|compute/crc32]
 """
 
 from __future__ import annotations
@@ -48,14 +50,15 @@ from tests.example_suite import write_example_suite  # noqa: E402
 GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@perfd.invalid",
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@perfd.invalid",
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
-KNOB = "MINILIB_SLOW_PARSE_PCT"
-BENCHMARK = "request/parse"
+# The benchmarks a culprit can slow, each with its knob in include/minilib_tuning.h.
+KNOBS = {"request/parse": "MINILIB_SLOW_PARSE_PCT", "memory/chase": "MINILIB_SLOW_MEMORY_PCT",
+         "compute/crc32": "MINILIB_SLOW_COMPUTE_PCT"}
 def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
                           text=True, env={**os.environ, **GIT_ENV, **(env or {})}).stdout.strip()
 
 
-def make_repository(dest: Path, commits: int, culprit: int, step_pct: float) -> list[str]:
+def make_repository(dest: Path, commits: int, culprit: int, step_pct: float, knob: str) -> list[str]:
     """The base commit and ``commits`` more; commit ``culprit`` (1-based) sets the knob.
     Returns every sha, the base first."""
     shutil.copytree(ROOT / "examples" / "minilib", dest,
@@ -69,9 +72,9 @@ def make_repository(dest: Path, commits: int, culprit: int, step_pct: float) -> 
     for i in range(commits + 1):
         if i == culprit:
             text = tuning.read_text()
-            assert f"#define {KNOB} 0\n" in text, f"{KNOB} not found in {tuning}"
-            tuning.write_text(text.replace(f"#define {KNOB} 0\n", f"#define {KNOB} {step_pct:g}\n"))
-            message = f"request: parse {step_pct:g}% slower"
+            assert f"#define {knob} 0\n" in text, f"{knob} not found in {tuning}"
+            tuning.write_text(text.replace(f"#define {knob} 0\n", f"#define {knob} {step_pct:g}\n"))
+            message = f"{knob}: {step_pct:g}% more work"
         elif i == 0:
             message = "minilib: initial import"
         else:
@@ -87,7 +90,7 @@ def make_repository(dest: Path, commits: int, culprit: int, step_pct: float) -> 
 
 
 def write_config(work: Path, state: Path, repo: Path, args: argparse.Namespace) -> Path:
-    write_example_suite(work / "suites", repo, name="bisect-bench", benchmarks=[BENCHMARK],
+    write_example_suite(work / "suites", repo, name="bisect-bench", benchmarks=[args.benchmark],
                         defaults={"samples": args.samples, "min_time_s": args.min_time,
                                   "cpus": [args.cpu], "threshold_pct": args.threshold})
     # one data dir for every trial: the build cache carries over between them
@@ -134,7 +137,7 @@ def progress(event: Event) -> None:
 
 def run_trial(tmp: Path, trial: int, culprit: int, args: argparse.Namespace) -> Trial:
     repo = tmp / f"repo-{trial}"
-    shas = make_repository(repo, args.commits, culprit, args.step_pct)
+    shas = make_repository(repo, args.commits, culprit, args.step_pct, KNOBS[args.benchmark])
     work = tmp / f"work-{trial}"
     config = write_config(work, tmp / "state", repo, args)
     os.chdir(work)
@@ -142,7 +145,7 @@ def run_trial(tmp: Path, trial: int, culprit: int, args: argparse.Namespace) -> 
     started = time.perf_counter()
     try:
         result = bisect(services, BisectRequest(
-            suite="bisect-bench", good=shas[0], bad=shas[-1], benchmark=BENCHMARK,
+            suite="bisect-bench", good=shas[0], bad=shas[-1], benchmark=args.benchmark,
             threshold_pct=args.threshold, alpha=args.alpha, min_pairs=args.min_pairs,
             max_pairs=args.max_pairs, max_steps=args.max_steps, seed=args.seed + trial))
     finally:
@@ -166,7 +169,8 @@ def report(args: argparse.Namespace, argv: list[str], trials: list[Trial], secon
         f"{os.cpu_count()} cores, Linux {platform.release()}, load average "
         f"{os.getloadavg()[0]:.2f} at the end",
         f"- command: `{shlex.join(['.venv/bin/python', 'benchmarks/bench_bisect.py', *argv])}`",
-        f"- what: {BENCHMARK} slower by {args.step_pct:g}% ({KNOB}={args.step_pct:g}) from the "
+        f"- what: {args.benchmark} slower by {args.step_pct:g}% ({KNOBS[args.benchmark]}="
+        f"{args.step_pct:g}) from the "
         f"culprit on; `perfd bisect --threshold {args.threshold:g}` (alpha {args.alpha:g}, "
         f"{args.min_pairs}..{args.max_pairs} pairs a comparison, twice that for an unknown "
         f"answer, at most {args.max_steps} commits), samples {args.samples} x "
@@ -204,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=10, help="bisections, each its own culprit")
     parser.add_argument("--commits", type=int, default=64, help="commits after the base (64)")
     parser.add_argument("--step-pct", type=float, default=2.0, help="the culprit's slowdown (2)")
+    parser.add_argument("--benchmark", choices=sorted(KNOBS), default="request/parse",
+                        help="the benchmark the culprit slows, by its knob (request/parse)")
     parser.add_argument("--threshold", type=float, default=1.0,
                         help="perfd bisect --threshold, percent (1: half the step)")
     parser.add_argument("--alpha", type=float, default=0.05)
