@@ -123,15 +123,16 @@ Both ends are verified first: the bad end runs against the good end in adaptive 
 pairs (as `perfd compare`) and must be REGRESSED at MEDIUM or HIGH confidence. Then a binary
 search over the first-parent commits after --good up to --bad: each commit runs against both
 ends and is the same as the good end, the same as the bad end, or unknown (measured once more
-with twice --max-pairs; still unknown, the search stops with the smallest range it proved).
-Commits that do not build are skipped and reported. Builds go through the build cache. The
+with twice --max-pairs). A commit that does not build, or stays unknown, is passed over and
+its neighbour tried; an unknown one is measured again at the end if the range needs it. What
+could not be told is reported with the smallest range proven. Builds go through the build cache. The
 result is recorded on --alert, or on the active alert of the series whose range it overlaps.
 With --alert, --suite, --good, --bad, --benchmark and --metric default to the alert's.
 
 exit codes of perfd bisect:
   0    the first bad commit was named
-  1    only a range could be proven (a commit stayed unknown, commits that do not build
-       border it, or --max-steps ran out); the range is reported
+  1    only a range could be proven (commits next to the culprit stayed unknown or do not
+       build, or --max-steps ran out); the range is reported
   2    usage or configuration error (unknown suite, benchmark, metric or alert)
   3    nothing to bisect: the bad end is not shown worse than the good end; or a repository
        error (unknown commit, --good not on the first-parent history of --bad)

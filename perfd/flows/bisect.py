@@ -151,10 +151,15 @@ def measure(commit: CommitInfo, judge: Judge, pair_caps: Sequence[int]) -> Probe
 def search(line: Sequence[CommitInfo], judge: Judge, *, pair_caps: Sequence[int],
            max_steps: int) -> SearchOutcome:
     """Binary search for the first bad commit of ``line`` (line[0] the good end, line[-1] the
-    bad end, both verified). Commits that do not build are passed over; the first commit that
-    stays UNKNOWN, or ``max_steps`` measured commits, end the search with the range proven."""
+    bad end, both verified). A commit that does not build is passed over, and so is one that
+    stays UNKNOWN (every pair cap tried): the search goes on with its neighbours, as `git
+    bisect skip` does. When only such commits are left inside the range proven, an unknown
+    one is measured once more (the disturbance that kept it unknown may have passed); then
+    the search ends with that range, as it does after ``max_steps`` measured commits."""
     lo, hi = 0, len(line) - 1
-    excluded: set[int] = set()
+    unbuildable: set[int] = set()
+    unknown: dict[int, Probe] = {}  # index -> its last probe
+    measured_twice: set[int] = set()
     probes: list[Probe] = []
     steps = 0
 
@@ -162,15 +167,20 @@ def search(line: Sequence[CommitInfo], judge: Judge, *, pair_caps: Sequence[int]
         return SearchOutcome(lo, hi, tuple(probes), reason)
 
     while hi - lo > 1:
-        at = pick(lo, hi, excluded)
+        at = pick(lo, hi, unbuildable | unknown.keys())
+        if at is None:  # a second chance for an unknown commit inside the range
+            inside = set(range(lo + 1, hi))
+            at = pick(lo, hi, inside - (unknown.keys() - measured_twice))
+            if at is not None:
+                measured_twice.add(at)
         if at is None:
-            return stop("the other commits of the range do not build")
+            return stop(_unresolved(line, range(lo + 1, hi), unbuildable, unknown, pair_caps))
         if steps >= max_steps:
             return stop(f"reached the cap of {max_steps} tested commits")
         probe = measure(line[at], judge, pair_caps)
         probes.append(probe)
         if probe.answer is Answer.SKIPPED:
-            excluded.add(at)
+            unbuildable.add(at)
             continue
         steps += 1
         if probe.answer is Answer.GOOD:
@@ -178,9 +188,19 @@ def search(line: Sequence[CommitInfo], judge: Judge, *, pair_caps: Sequence[int]
         elif probe.answer is Answer.BAD:
             hi = at
         else:
-            return stop(f"{line[at].sha[:12]} stayed unknown at {max(pair_caps)} pairs: "
-                        f"{probe.reason}")
+            unknown[at] = probe
     return stop("")
+
+
+def _unresolved(line: Sequence[CommitInfo], inside: range, unbuildable: set[int],
+                unknown: dict[int, Probe], pair_caps: Sequence[int]) -> str:
+    """Why the commits left inside the range could not narrow it."""
+    if all(i in unbuildable for i in inside):
+        return "the other commits of the range do not build"
+    return "; ".join(
+        f"{line[i].sha[:12]} does not build" if i in unbuildable else
+        f"{line[i].sha[:12]} stayed unknown at {max(pair_caps)} pairs, measured twice: "
+        f"{unknown[i].reason}" for i in inside)
 
 
 # ------------------------------------------------------------------------- measuring

@@ -35,11 +35,15 @@ CAPS = (20, 40)
 
 class Oracle:
     """Answers by commit index: BAD from ``culprit`` on, GOOD before; ``skip`` indexes do not
-    build; ``unknown`` maps an index to the pair cap from which it is known (None: never)."""
+    build; ``unknown`` maps an index to the pair cap from which it is known (None: never);
+    ``flaky`` maps an index to how many questions about it are answered UNKNOWN first (a
+    disturbance of the machine that passes)."""
 
     def __init__(self, culprit: int, skip: frozenset[int] = frozenset(),
-                 unknown: dict[int, int | None] | None = None) -> None:
+                 unknown: dict[int, int | None] | None = None,
+                 flaky: dict[int, int] | None = None) -> None:
         self.culprit, self.skip, self.unknown = culprit, skip, unknown or {}
+        self.flaky = dict(flaky or {})
         self.asked: list[tuple[int, int]] = []
 
     def __call__(self, commit: CommitInfo, max_pairs: int) -> Probe:
@@ -48,6 +52,9 @@ class Oracle:
         if i in self.skip:
             return Probe(commit, Answer.SKIPPED, "does not build: syntax error")
         known_from = self.unknown.get(i, 0)
+        if self.flaky.get(i, 0) > 0:
+            self.flaky[i] -= 1
+            return Probe(commit, Answer.UNKNOWN, "NOISY", pairs=2 * max_pairs)
         if known_from is None or max_pairs < known_from:
             return Probe(commit, Answer.UNKNOWN, "neither end shown", pairs=2 * max_pairs)
         answer = Answer.BAD if i >= self.culprit else Answer.GOOD
@@ -106,13 +113,38 @@ def test_an_unknown_answer_is_measured_again_with_more_pairs() -> None:
     assert (found.last_good, found.first_bad, found.stop_reason) == (4, 5, "")
 
 
-def test_a_commit_still_unknown_at_the_cap_stops_with_the_range_proven() -> None:
+def test_a_commit_still_unknown_at_the_cap_is_passed_over_like_one_that_does_not_build() -> None:
     oracle = Oracle(culprit=5, unknown={6: None})
     found = run_search(oracle)
-    assert oracle.asked == [(4, 20), (6, 20), (6, 40)]
-    assert (found.last_good, found.first_bad) == (4, 8)  # proven: 4 good, 8 (the end) bad
-    assert found.stop_reason.startswith(f"{LINE[6].sha[:12]} stayed unknown at 40 pairs")
-    assert found.probes[-1].answer is Answer.UNKNOWN and found.probes[-1].attempts == 2
+    # 4 good; 6 unknown at 20 and 40 pairs; its later neighbour 7 bad; 5 bad
+    assert oracle.asked == [(4, 20), (6, 20), (6, 40), (7, 20), (5, 20)]
+    assert (found.last_good, found.first_bad, found.stop_reason) == (4, 5, "")
+    assert found.probes[1].answer is Answer.UNKNOWN and found.probes[1].attempts == 2
+
+
+def test_an_unknown_commit_next_to_the_culprit_is_measured_once_more_then_left_as_a_range() -> None:
+    oracle = Oracle(culprit=5, unknown={5: None})
+    found = run_search(oracle)
+    assert oracle.asked == [(4, 20), (6, 20), (5, 20), (5, 40), (5, 20), (5, 40)]
+    assert (found.last_good, found.first_bad) == (4, 6)  # proven: 4 good, 6 bad; 5 unknown
+    assert found.stop_reason.startswith(
+        f"{LINE[5].sha[:12]} stayed unknown at 40 pairs, measured twice: neither end shown")
+
+
+def test_a_disturbance_that_passes_is_measured_through_on_the_second_chance() -> None:
+    oracle = Oracle(culprit=5, flaky={5: 2})  # both attempts of its first measuring are NOISY
+    found = run_search(oracle)
+    assert oracle.asked == [(4, 20), (6, 20), (5, 20), (5, 40), (5, 20)]
+    assert (found.last_good, found.first_bad, found.stop_reason) == (4, 5, "")
+
+
+def test_unknown_and_unbuildable_commits_are_both_named_when_they_leave_a_range() -> None:
+    oracle = Oracle(culprit=5, skip=frozenset({4}), unknown={5: None})
+    found = run_search(oracle)
+    assert (found.last_good, found.first_bad) == (3, 6)
+    assert found.stop_reason == (
+        f"{LINE[4].sha[:12]} does not build; {LINE[5].sha[:12]} stayed unknown at 40 pairs, "
+        "measured twice: neither end shown")
 
 
 def test_max_steps_ends_the_search_with_a_range() -> None:
