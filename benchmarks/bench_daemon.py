@@ -34,8 +34,7 @@ sys.path.insert(0, str(ROOT))
 from perfd.locks import holding_machine  # noqa: E402
 from perfd.runner.fingerprint import cpu_model  # noqa: E402
 from tests.daemon_process import DaemonProcess, daemon_file, free_port, wait_for  # noqa: E402
-from tests.integration.conftest import FAKE  # noqa: E402
-from tests.integration.test_daemon import SUITE  # noqa: E402
+from tests.integration.conftest import daemon_suite  # noqa: E402
 
 GIT = ["git", "-c", "user.name=b", "-c", "user.email=b@perfd.invalid", "-c",
        "commit.gpgsign=false"]
@@ -67,8 +66,7 @@ def main(argv: list[str]) -> int:
         shas = [commit(repo, 0)]
         work = tmp_path / "work"
         (work / "suites").mkdir(parents=True)
-        (work / "suites" / "fake.yaml").write_text(SUITE.format(repo=repo, fake=FAKE,
-                                                                python=sys.executable))
+        (work / "suites" / "fake.yaml").write_text(daemon_suite(repo))
         port = free_port()
         daemon_file(work, port, poll="{interval_s: 60}", jobs="{burst: all}")
         spans = tmp_path / "spans.log"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,19 +11,25 @@ import sqlalchemy as sa
 from tests.conftest import git
 
 FAKE = Path(__file__).parent.parent / "fixtures" / "fake_harness.py"
-@pytest.fixture
-def tiny_repo(tmp_path: Path) -> tuple[Path, list[str]]:
-    """A repository with two commits; returns (path, [sha1, sha2])."""
-    repo = tmp_path / "repo"
+def version_repo(repo: Path, commits: int) -> list[str]:
+    """A new repository at ``repo`` whose commit i writes version.txt = i (what the fake
+    harness keys a speed by); returns the commits' ids, oldest first."""
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
     shas = []
-    for i in range(2):
+    for i in range(commits):
         (repo / "version.txt").write_text(f"{i}\n")
         git(repo, "add", "version.txt")
         git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", f"commit {i}")
         shas.append(git(repo, "rev-parse", "HEAD"))
-    return repo, shas
+    return shas
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A repository with two commits; returns (path, [sha1, sha2])."""
+    repo = tmp_path / "repo"
+    return repo, version_repo(repo, 2)
 
 
 SUITE = """\
@@ -44,6 +51,36 @@ benchmarks:
   - name: fake/two
     metrics: [time, throughput]
 """
+
+
+DAEMON_SUITE = """\
+name: {name}
+repository: {repo}
+branches: [main]
+build:
+  steps:
+    - argv: [cp, "{fake}", "${{PERFD_BUILD_DIR}}/bench"]
+{extra_steps}harness:
+  binary: "{python}"
+  args: ["-S", "${{PERFD_BUILD_DIR}}/bench"]
+defaults:
+  warmup: 0
+  samples: 3
+  min_time_s: 0.001
+  repetitions: {repetitions}
+  timeout_s: 20
+tiers: {tiers}
+benchmarks:
+  - name: fake/one
+"""
+
+
+def daemon_suite(repo: Path | str, *, name: str = "fake", repetitions: int = 3,
+                 tiers: str = "[commit, nightly]", extra_steps: str = "") -> str:
+    """The suite the daemon tests and benchmarks run: one benchmark of the fake harness, run by
+    this Python, built by copying it (``extra_steps``: more build steps, YAML list items)."""
+    return DAEMON_SUITE.format(name=name, repo=repo, fake=FAKE, python=sys.executable,
+                               repetitions=repetitions, tiers=tiers, extra_steps=extra_steps)
 
 
 @pytest.fixture

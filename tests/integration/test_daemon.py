@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -16,30 +15,10 @@ import sqlalchemy as sa
 
 from tests.conftest import git
 from tests.daemon_process import DaemonProcess, daemon_workdir, wait_for
-from tests.integration.conftest import FAKE
+from tests.integration.conftest import daemon_suite
 
 pytestmark = pytest.mark.slow
 
-SUITE = """\
-name: fake
-repository: {repo}
-branches: [main]
-build:
-  steps:
-    - argv: [cp, "{fake}", "${{PERFD_BUILD_DIR}}/bench"]
-harness:
-  binary: "{python}"
-  args: ["-S", "${{PERFD_BUILD_DIR}}/bench"]
-defaults:
-  warmup: 0
-  samples: 3
-  min_time_s: 0.001
-  repetitions: 3
-  timeout_s: 20
-tiers: [commit, nightly]
-benchmarks:
-  - name: fake/one
-"""
 HANGS = """\
 name: hangs
 repository: {repo}
@@ -64,7 +43,7 @@ def work(tmp_path, tiny_repo, monkeypatch):
     repo, shas = tiny_repo
     work = tmp_path / "work"
     port = daemon_workdir(work, monkeypatch,
-                          suites={"fake": SUITE.format(repo=repo, fake=FAKE, python=sys.executable)},
+                          suites={"fake": daemon_suite(repo)},
                           poll="{interval_s: 0}", jobs="{lease_s: 4, heartbeat_s: 1, max_attempts: 2}")
 
     class Work:
@@ -250,8 +229,7 @@ def test_the_daemon_waits_while_a_cli_benchmark_holds_the_machine(work, cli):
 
 def test_an_unreachable_remote_is_retried_and_shows_in_the_metrics(work):
     (work.path / "suites" / "gone.yaml").write_text(
-        SUITE.replace("name: fake", "name: gone").format(
-            repo="https://127.0.0.1:9/nothing.git", fake=FAKE, python=sys.executable))
+        daemon_suite("https://127.0.0.1:9/nothing.git", name="gone"))
     config = work.path / "perfd.yaml"
     config.write_text(config.read_text().replace("poll: {interval_s: 0}",
                                                  "poll: {interval_s: 1, max_backoff_s: 2}"))

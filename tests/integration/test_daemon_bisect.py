@@ -7,37 +7,16 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 
 import pytest
 
-from tests.conftest import git
 from tests.daemon_process import DaemonProcess, daemon_workdir, wait_for
-from tests.integration.conftest import FAKE
+from tests.integration.conftest import daemon_suite, version_repo
 
 pytestmark = pytest.mark.slow
 
-SUITE = """\
-name: fake
-repository: {repo}
-branches: [main]
-build:
-  steps:
-    - argv: [cp, "{fake}", "${{PERFD_BUILD_DIR}}/bench"]
-    - argv: [cp, "${{PERFD_WORKTREE}}/version.txt", "${{PERFD_BUILD_DIR}}/version.txt"]
-harness:
-  binary: "{python}"
-  args: ["-S", "${{PERFD_BUILD_DIR}}/bench"]
-defaults:
-  warmup: 0
-  samples: 3
-  min_time_s: 0.001
-  repetitions: 8
-  timeout_s: 20
-tiers: [commit]
-benchmarks:
-  - name: fake/one
-"""
+# the fake harness reads its commit's speed from version.txt in the build directory
+COPY_VERSION = '    - argv: [cp, "${PERFD_WORKTREE}/version.txt", "${PERFD_BUILD_DIR}/version.txt"]\n'
 CULPRIT = 3  # commits 0..5; from commit 3 on the fake harness is 10 ns (10%) slower
 SPEEDS = ",".join(f"{i}:{10 if i >= CULPRIT else 0}" for i in range(6))
 
@@ -45,17 +24,11 @@ SPEEDS = ",".join(f"{i}:{10 if i >= CULPRIT else 0}" for i in range(6))
 @pytest.fixture
 def work(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    shas = []
-    for i in range(6):
-        (repo / "version.txt").write_text(f"{i}\n")
-        git(repo, "add", "version.txt")
-        git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", f"commit {i}")
-        shas.append(git(repo, "rev-parse", "HEAD"))
+    shas = version_repo(repo, 6)
     work = tmp_path / "work"
     port = daemon_workdir(work, monkeypatch,
-                          suites={"fake": SUITE.format(repo=repo, fake=FAKE, python=sys.executable)},
+                          suites={"fake": daemon_suite(repo, repetitions=8, tiers="[commit]",
+                                                     extra_steps=COPY_VERSION)},
                           poll="{interval_s: 0}",
                           jobs="{lease_s: 30, heartbeat_s: 1, max_attempts: 1, bisect: true, "
                                "bisect_max_steps: 4}")

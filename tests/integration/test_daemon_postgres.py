@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
 
 import pytest
 import sqlalchemy as sa
 
 from tests.daemon_process import DaemonProcess, free_port, wait_for
-from tests.integration.conftest import FAKE
-from tests.integration.test_daemon import SUITE
+from tests.integration.conftest import daemon_suite
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +27,7 @@ def test_two_machines_share_one_postgresql(tmp_path, tiny_repo, postgres_cluster
     for name in ("bench-a", "bench-b"):
         work = tmp_path / name
         (work / "suites").mkdir(parents=True)
-        (work / "suites" / "fake.yaml").write_text(SUITE.format(repo=repo, fake=FAKE,
-                                                                python=sys.executable))
+        (work / "suites" / "fake.yaml").write_text(daemon_suite(repo))
         port = free_port()
         (work / "perfd.yaml").write_text(
             f"machine_id: {name}\ndata_dir: state\nstorage_url: {url}\n"
