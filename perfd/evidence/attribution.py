@@ -213,47 +213,57 @@ def included_names(source: str) -> list[str]:
     return _INCLUDE.findall(source)
 
 
+class TranslationUnit:
+    """What attribution needs of a translation unit, read once: ``files`` is path -> source,
+    the file that defines the functions asked about first, then the headers it includes (a
+    name defined twice counts where it comes first)."""
+
+    def __init__(self, files: Mapping[str, str]) -> None:
+        self.home = next(iter(files), None)
+        self.code = {path: code_only(source) for path, source in files.items()}
+        macros: dict[str, str] = {}
+        for code in self.code.values():
+            for name, text in _object_macros(code).items():
+                macros.setdefault(name, text)
+        self.where: dict[str, str] = {}  # function -> the path that defines it
+        self.statics: set[str] = set()
+        for path, code in self.code.items():
+            for name, is_static in c_functions(code, macros).items():
+                if name not in self.where:
+                    self.where[name] = path
+                    if is_static:
+                        self.statics.add(name)
+
+    def static_callees(self, function: str,
+                       depth: int = CALLEE_DEPTH) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Static functions of the unit that ``function`` calls, directly or through other
+        static functions of the unit, at most ``depth`` calls deep: helper -> (the path that
+        defines it, the call path from ``function``: ``("f", "g", "h")`` for f -> g -> h),
+        shortest paths, nearest first. Empty when the first file does not define
+        ``function``."""
+        if self.home is None or self.where.get(function) != self.home:
+            return {}
+        paths: dict[str, tuple[str, ...]] = {function: (function,)}
+        frontier = [function]
+        for _ in range(depth):
+            following: list[str] = []
+            for caller in frontier:
+                body = function_body(self.code[self.where[caller]], caller)
+                if body is None:
+                    continue
+                for callee in called_names(body[body.index("{"):]):
+                    if callee in self.statics and callee not in paths:
+                        paths[callee] = (*paths[caller], callee)
+                        following.append(callee)
+            frontier = following
+        del paths[function]
+        return {helper: (self.where[helper], chain) for helper, chain in paths.items()}
+
+
 def unit_static_callees(unit: Mapping[str, str], function: str,
                         depth: int = CALLEE_DEPTH) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Static functions of a translation unit that ``function`` calls, directly or through other
-    static functions of the unit, at most ``depth`` calls deep: helper -> (the path that defines
-    it, the call path from ``function``: ``("f", "g", "h")`` for f -> g -> h), shortest paths,
-    nearest first. ``unit``: path -> source, the file that defines ``function`` first, then
-    the headers it includes (a name defined twice counts where it comes first). Empty when the
-    first file does not define ``function``."""
-    if not unit:
-        return {}
-    macros: dict[str, str] = {}
-    for source in unit.values():
-        for name, text in _object_macros(code_only(source)).items():
-            macros.setdefault(name, text)
-    home = next(iter(unit))
-    where: dict[str, str] = {}
-    statics: set[str] = set()
-    for path, source in unit.items():
-        for name, is_static in c_functions(source, macros).items():
-            if name not in where:
-                where[name] = path
-                if is_static:
-                    statics.add(name)
-    if where.get(function) != home:
-        return {}
-    code = {path: code_only(source) for path, source in unit.items()}
-    paths: dict[str, tuple[str, ...]] = {function: (function,)}
-    frontier = [function]
-    for _ in range(depth):
-        following: list[str] = []
-        for caller in frontier:
-            body = function_body(code[where[caller]], caller)
-            if body is None:
-                continue
-            for callee in called_names(body[body.index("{"):]):
-                if callee in statics and callee not in paths:
-                    paths[callee] = (*paths[caller], callee)
-                    following.append(callee)
-        frontier = following
-    del paths[function]
-    return {helper: (where[helper], chain) for helper, chain in paths.items()}
+    """:meth:`TranslationUnit.static_callees` of the unit of ``unit``'s files."""
+    return TranslationUnit(unit).static_callees(function, depth)
 
 
 def static_callees(source: str, function: str, depth: int = CALLEE_DEPTH) -> dict[str, tuple[str, ...]]:
@@ -277,14 +287,16 @@ def source_name(frame: str) -> str:
 
 
 class Attribution:
-    """Suspect commits of one range of one repository; file texts and ``git log -G`` answers
-    are read once and shared by every function asked about."""
+    """Suspect commits of one range of one repository; file texts, translation units and git
+    log answers are read once and shared by every function asked about."""
 
     def __init__(self, repo: Repository, base: str, head: str) -> None:
         self.repo, self.base, self.head = repo, base, head
         self._text: dict[tuple[str, str], str | None] = {}
         self._code: dict[tuple[str, str], str | None] = {}
         self._headers: list[str] | None = None
+        self._units: dict[str, TranslationUnit] = {}
+        self._touching: dict[str, list[tuple[str, str]]] = {}
         self._macro_commits: dict[str, list[tuple[str, str]]] = {}
         self._commits: list[tuple[str, str]] | None = None
 
@@ -324,9 +336,11 @@ class Attribution:
         matches = [p for p in self._headers if p == name or p.endswith("/" + name)]
         return matches if len(matches) <= MAX_INCLUDE_MATCHES else []
 
-    def unit(self, path: str) -> dict[str, str]:
-        """path's translation unit at head as far as the project holds it: path -> source for
-        path and the project headers it includes, at most INCLUDE_DEPTH levels, path first."""
+    def unit(self, path: str) -> TranslationUnit:
+        """path's translation unit at head as far as the project holds it: path and the project
+        headers it includes, at most INCLUDE_DEPTH levels (read once per path)."""
+        if path in self._units:
+            return self._units[path]
         unit: dict[str, str] = {}
         level = [path]
         for _ in range(INCLUDE_DEPTH + 1):
@@ -339,7 +353,8 @@ class Attribution:
                 for name in included_names(text):
                     following += self._resolve_include(file, name)
             level = following
-        return unit
+        self._units[path] = TranslationUnit(unit)
+        return self._units[path]
 
     def _lines_mentioning(self, macro: str) -> list[tuple[str, str]]:
         if macro not in self._macro_commits:
@@ -352,7 +367,9 @@ class Attribution:
         of ``names`` in ``path`` (the first such name, in the order given)."""
         names = list(names)
         out: list[tuple[str, str, str]] = []
-        for sha, subject in self.repo.commits_touching_path(self.base, self.head, path):
+        if path not in self._touching:
+            self._touching[path] = self.repo.commits_touching_path(self.base, self.head, path)
+        for sha, subject in self._touching[path]:
             after, before = self._code_at(sha, path), self._code_at(f"{sha}^", path)
             if after == before:
                 continue
@@ -384,7 +401,7 @@ class Attribution:
                 continue  # a declaration or a call, not the definition
             # name -> (the file that defines it, how the reason names it)
             described = {name: (path, name)}
-            for helper, (where, chain) in unit_static_callees(self.unit(path), name).items():
+            for helper, (where, chain) in self.unit(path).static_callees(name).items():
                 how = "called by" if helper in own_frames else "inlined into"
                 via = f" via {' -> '.join(chain[1:-1])}" if len(chain) > 2 else ""
                 described[helper] = (where, f"static helper {helper} ({how} {name}{via})")
