@@ -25,6 +25,7 @@ from sqlalchemy import CTE, ColumnElement, Connection, Double, and_, case, cast,
 from perfd.model import NOT_HISTORY_TIERS, RunStatus
 from perfd.records import ACTIVE_STATES
 from perfd.store import tables as t
+from perfd.store.series import series_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +105,12 @@ _PACK = 2**40
 
 
 def _history(machine_id: str) -> CTE:
-    """The machine's COMPLETED history runs (id, suite) with ``rank``: 1, 2, ... in
-    (started_at, id) order, the order of a series (a CTE)."""
+    """The machine's COMPLETED history runs (id, suite) with ``rank``: 1, 2, ... in the order
+    of a series (:func:`perfd.store.series.series_order`; a CTE)."""
     runs = t.benchmark_runs.c
     return (
         select(runs.id, runs.suite,
-               func.row_number().over(order_by=(runs.started_at, runs.id)).label("rank"))
+               func.row_number().over(order_by=series_order(runs)).label("rank"))
         .where(
             runs.machine_id == machine_id,
             runs.status == RunStatus.COMPLETED.value,

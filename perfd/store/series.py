@@ -9,12 +9,20 @@ runs, environments), never the raw samples in ``measurements``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from perfd.model import RunStatus
 from perfd.records import SeriesKey, SeriesPoint
 from perfd.store import tables as t
+
+
+def series_order(runs: Any) -> tuple[ColumnElement[Any], ...]:
+    """The order of a series' runs, from the columns of benchmark_runs (or an alias of it):
+    commit order by the committer date, then start time, then id. Runs stored before schema 9
+    have no commit time and keep their start-time place."""
+    return (func.coalesce(runs.commit_time, runs.started_at), runs.started_at, runs.id)
 
 
 def query_series_keys(
@@ -68,8 +76,7 @@ def query_series_points(
             stats.c.metric == key.metric,
             stats.c.config_hash == key.config_hash,
         )
-        .order_by(func.coalesce(runs.c.commit_time, runs.c.started_at), runs.c.started_at,
-                  runs.c.id)
+        .order_by(*series_order(runs.c))
     )
     if tier is not None:
         query = query.where(runs.c.tier == tier)

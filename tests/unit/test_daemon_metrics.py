@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +51,15 @@ def summary(benchmark: str, metric: str, unit: str, median: float, mean: float, 
 
 def run(store: ResultStore, clock: FakeClock, *, commit: str, tier: str, start_min: int,
         duration_s: float | None, stats: tuple[Summary, ...] = (), machine: str = MACHINE,
-        contended: str | None = None, failed: str | None = None, suite: str = "core") -> int:
+        contended: str | None = None, failed: str | None = None, suite: str = "core",
+        commit_time: datetime | None = None) -> int:
     """Store one run: COMPLETED (or CONTENDED / FAILED) after ``duration_s``, RUNNING
     when it is None."""
     started = T0 + timedelta(minutes=start_min)
     run_id = store.begin_run(RunStart(suite=suite, commit_sha=commit, machine_id=machine,
                                       config_hash="cfg", build_hash="bld", started_at=started,
-                                      pid=4242, tier=tier), hostname="host")
+                                      pid=4242, tier=tier, commit_time=commit_time),
+                           hostname="host")
     if duration_s is None:
         return run_id
     finished = started + timedelta(seconds=duration_s)
@@ -224,6 +226,22 @@ def test_benchmark_values_come_from_the_latest_history_run_in_base_units(filled:
     # Run 2's ratio; run 1's is older and the compare run's is not history.
     assert of(samples, "perfd_benchmark_reference_ratio") == {
         labels(suite="core", benchmark="hash_insert", metric="time"): 1.05}
+
+
+def test_the_latest_value_is_the_newest_commit_s_not_the_last_measured(store: ResultStore,
+                                                                        clock: FakeClock) -> None:
+    # The newer commit ran first; the older one was measured again after it (a re-queued
+    # CONTENDED run, a nightly of an older commit). History is in commit order: the newest
+    # point of the series, and so the latest value, is the newer commit's.
+    newer = summary("hash_insert", "time", "ns", 120.0, 121.0, 130.0, 140.0)
+    older = summary("hash_insert", "time", "ns", 100.0, 101.0, 110.0, 115.0)
+    run(store, clock, commit=SHAS[1], tier="commit", start_min=0, duration_s=10.0,
+        stats=(newer,), commit_time=T0 - timedelta(hours=1))
+    run(store, clock, commit=SHAS[0], tier="commit", start_min=60, duration_s=10.0,
+        stats=(older,), commit_time=T0 - timedelta(hours=2))
+    _, samples = scrape(store)
+    assert of(samples, "perfd_benchmark_seconds") == values(
+        "hash_insert", "time", 1.2e-07, 1.21e-07, 1.3e-07, 1.4e-07)
 
 
 def test_the_benchmark_families_are_kept_until_a_run_changes_them(filled: ResultStore,
