@@ -21,6 +21,7 @@ from perfd.analysis.results import (
 )
 from perfd.model import Status
 from perfd.report.compare import fmt_quantity
+from perfd.report.text import md_escape, pct
 
 REPORT_VERSION = 1  # 1 - first JSON layout of the analyze report
 
@@ -50,7 +51,7 @@ def recommendations(report: AnalyzeReport) -> list[str]:
         if cp.worse:
             pairs.setdefault((cp.before.sha, cp.after.sha), []).append(cp)
     for (before, after), steps in pairs.items():
-        what = ", ".join(f"{cp.benchmark} ({cp.metric}) {_pct(cp.shift_pct)}" for cp in steps)
+        what = ", ".join(f"{cp.benchmark} ({cp.metric}) {pct(cp.shift_pct)}" for cp in steps)
         if before == after:
             out.append(f"{what}: the step lies between two runs of {before[:12]}, so the "
                        "machine changed, not the code: compare the two runs' environments "
@@ -68,7 +69,7 @@ def recommendations(report: AnalyzeReport) -> list[str]:
     # Start-vs-end regressions without a step to pin them to a commit.
     for s in report.series:
         if s.alert_worthy and not any(cp.worse for cp in s.change_points) and s.start and s.end:
-            out.append(f"{s.label} is {_pct(s.change_pct or 0.0)} from {s.start.sha[:12]} to "
+            out.append(f"{s.label} is {pct(s.change_pct or 0.0)} from {s.start.sha[:12]} to "
                        f"{s.end.sha[:12]} without a located step: confirm with `perfd compare "
                        f"--suite {suite} --baseline {s.start.sha[:12]} --current "
                        f"{s.end.sha[:12]} --interleave`, then run `perfd run` on the commits "
@@ -130,16 +131,8 @@ def _names(labels: Sequence[str]) -> str:
     return ", ".join(labels)
 
 
-def _pct(x: float) -> str:
-    return f"{x:+.1f}%"
-
-
 def _q(value: float | None, unit: str) -> str:
     return "-" if value is None else fmt_quantity(value, unit)
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def _md_row(cells: Sequence[str]) -> str:
@@ -168,7 +161,7 @@ def _row(s: SeriesAnalysis, report: AnalyzeReport) -> list[str]:
         steps = f"- (<{MIN_POINTS_FOR_CHANGE_POINTS} runs)"
     return [_series_label(s, report), s.metric, str(s.n_runs), str(s.n_commits),
             _q(s.start_median, s.unit), _q(s.end_median, s.unit),
-            "-" if change is None else _pct(change), status,
+            "-" if change is None else pct(change), status,
             s.confidence.value if s.confidence else "-", steps]
 
 
@@ -204,10 +197,10 @@ def render_markdown(report: AnalyzeReport) -> str:
         out.append("| " + " | ".join(headers) + " |")
         out.append("|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|")
         for s in report.series:
-            out.append(_md_row([_md_escape(c) for c in _row(s, report)]))
-        notes = [f"- {_md_escape(s.label)}: {s.status}: {_md_escape(s.reason)}"
+            out.append(_md_row([md_escape(c) for c in _row(s, report)]))
+        notes = [f"- {md_escape(s.label)}: {s.status}: {md_escape(s.reason)}"
                  for s in report.series if s.status != Status.UNCHANGED.value]
-        notes += [f"- values marked `x ref` are ratios {_md_escape(a)}"
+        notes += [f"- values marked `x ref` are ratios {md_escape(a)}"
                   for a in sorted({s.against for s in report.series if s.against})]
         if notes:
             out += [""] + notes
@@ -225,11 +218,11 @@ def render_markdown(report: AnalyzeReport) -> str:
             if cp.excursion:
                 culprit += " (a one-run excursion: in and out again)"
             out.append(
-                f"- **{_md_escape(cp.benchmark)} ({cp.metric})**: {_pct(cp.shift_pct)} "
+                f"- **{md_escape(cp.benchmark)} ({cp.metric})**: {pct(cp.shift_pct)} "
                 f"**{cp.direction_word}** ({_q(cp.before_median, cp.unit)} -> "
                 f"{_q(cp.after_median, cp.unit)}, {size} the threshold"
                 f"{'' if cp.excursion else f', score {cp.score:.1f}'}{env}) "
-                f"{_md_escape(where)}{culprit}")
+                f"{md_escape(where)}{culprit}")
     else:
         out.append("none")
 
@@ -239,8 +232,8 @@ def render_markdown(report: AnalyzeReport) -> str:
         out.append("|---:|---|---|---:|---|---|---|")
         for a in report.alerts:
             first_bad = _commit(a.first_bad) + (" (in range)" if a.in_range else "")
-            out.append(_md_row([str(a.id), _md_escape(a.benchmark or "(machine-wide)"), a.metric,
-                                _pct(a.change_pct), a.confidence, _md_escape(first_bad), a.state]))
+            out.append(_md_row([str(a.id), md_escape(a.benchmark or "(machine-wide)"), a.metric,
+                                pct(a.change_pct), a.confidence, md_escape(first_bad), a.state]))
     else:
         out.append("none")
 
@@ -251,13 +244,13 @@ def render_markdown(report: AnalyzeReport) -> str:
         if not cp.same_commit:
             landed.setdefault(cp.after.sha, []).append(cp)
     for i, c in enumerate(report.commits):
-        marks = "; ".join(f"**<- {_md_escape(cp.benchmark)} ({cp.metric}) {_pct(cp.shift_pct)} "
+        marks = "; ".join(f"**<- {md_escape(cp.benchmark)} ({cp.metric}) {pct(cp.shift_pct)} "
                           f"{cp.direction_word}**" for cp in landed.get(c.sha, []))
-        subject = _md_escape(c.subject) + (" (base)" if c.is_base else "")
+        subject = md_escape(c.subject) + (" (base)" if c.is_base else "")
         out.append(_md_row([str(i), f"`{c.sha[:12]}`", subject, str(c.runs), marks]))
 
     out += ["", "### Recommendations", ""]
-    out += [f"- {_md_escape(r)}" for r in recommendations(report)]
+    out += [f"- {md_escape(r)}" for r in recommendations(report)]
     return "\n".join(out) + "\n"
 
 

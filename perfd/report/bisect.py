@@ -7,7 +7,7 @@ from typing import Any
 
 from perfd.analysis.bisect import Answer, BisectResult, Outcome, Probe
 from perfd.analysis.compare import Comparison
-from perfd.report.text import table
+from perfd.report.text import ci_pct, md_escape, pct, table
 
 REPORT_VERSION = 1  # 1 - first JSON layout of the bisect report
 
@@ -16,12 +16,7 @@ _RIGHT = [0, 4, 5, 6]
 
 
 def _pct(c: Comparison | None) -> str:
-    return "-" if c is None else f"{c.change_pct:+.1f}%"
-
-
-def _ci(c: Comparison) -> str:
-    lo, hi = ((r - 1.0) * 100.0 for r in c.ratio_ci)
-    return f"[{lo:+.1f}%, {hi:+.1f}%]"
+    return "-" if c is None else pct(c.change_pct)
 
 
 def _short(text: str, width: int = 40) -> str:
@@ -52,8 +47,8 @@ def _ends_line(result: BisectResult) -> str:
     if c is None:
         return f"ends: {result.ends.reason}"
     confidence = f" {c.confidence.value}" if c.confidence else ""
-    return (f"ends: the bad end is {_pct(c)} {_ci(c)} against the good end ({c.status.value}"
-            f"{confidence}, {result.ends.pairs} pairs, threshold {result.threshold_pct:g}%)")
+    return (f"ends: the bad end is {_pct(c)} {ci_pct(c.ratio_ci)} against the good end "
+            f"({c.status.value}{confidence}, {result.ends.pairs} pairs, threshold {result.threshold_pct:g}%)")
 
 
 def _step_rows(result: BisectResult) -> list[list[str]]:
@@ -124,24 +119,20 @@ def render_text(result: BisectResult) -> str:
     return "\n".join(out) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def render_markdown(result: BisectResult) -> str:
     icon = {Outcome.FOUND: ":mag:", Outcome.RANGE: ":warning:",
             Outcome.NOTHING: ":white_circle:"}[result.outcome]
     out = [
         f"## {icon} perfd bisect: {result.benchmark} ({result.metric})",
         "",
-        f"**{_md(headline(result))}**",
+        f"**{md_escape(headline(result))}**",
         "",
         f"- suite `{result.suite}` on `{result.machine_id}`",
-        f"- good `{result.good.sha[:12]}` {_md(result.good.subject)}".rstrip(),
-        f"- bad `{result.bad.sha[:12]}` {_md(result.bad.subject)}".rstrip(),
+        f"- good `{result.good.sha[:12]}` {md_escape(result.good.subject)}".rstrip(),
+        f"- bad `{result.bad.sha[:12]}` {md_escape(result.bad.subject)}".rstrip(),
         f"- {_commits(len(result.commits))} after good up to bad (first-parent history)",
-        f"- method: {_md(_method(result))}",
-        f"- {_md(_ends_line(result))}",
+        f"- method: {md_escape(_method(result))}",
+        f"- {md_escape(_ends_line(result))}",
         f"- {_cost(result)}",
     ]
     if result.alert_id is not None:
@@ -150,9 +141,9 @@ def render_markdown(result: BisectResult) -> str:
         out += ["", "| " + " | ".join(_HEADERS) + " |",
                 "|" + "|".join("---:" if i in _RIGHT else "---" for i in range(len(_HEADERS)))
                 + "|"]
-        out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in _step_rows(result)]
+        out += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in _step_rows(result)]
         out += ["", "<details><summary>why</summary>", ""]
-        out += [f"{i}. `{p.commit.sha[:12]}`: {_md(p.reason)}"
+        out += [f"{i}. `{p.commit.sha[:12]}`: {md_escape(p.reason)}"
                 for i, p in enumerate(result.probes, 1)]
         out += ["", "</details>"]
     return "\n".join(out) + "\n"

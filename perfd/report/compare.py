@@ -11,6 +11,7 @@ from perfd.analysis.results import (
     CompareReport,
     confidence_rank,
 )
+from perfd.report.text import ci_pct, md_escape, pct
 
 REPORT_VERSION = 1  # 1 - first JSON layout of the compare report
 
@@ -28,15 +29,6 @@ def fmt_quantity(value: float, unit: str) -> str:
     if abs(value) >= 1e4:
         return f"{value / 1e3:.3g}k {unit}"
     return f"{value:.4g} {unit}"
-
-
-def _pct(x: float) -> str:
-    return f"{x:+.1f}%"
-
-
-def _ci(c: Comparison) -> str:
-    lo, hi = c.ratio_ci
-    return f"[{_pct((lo - 1) * 100)}, {_pct((hi - 1) * 100)}]"
 
 
 def _p(c: Comparison) -> str:
@@ -63,14 +55,14 @@ def _columns(report: CompareReport) -> tuple[list[str], list[list[str]]]:
         c = r.comparison
         n = str(r.pairs) if r.pairs is not None else f"{c.n_baseline}/{c.n_current}"
         rows.append([r.benchmark, r.metric, fmt_quantity(c.baseline_median, r.unit),
-                     fmt_quantity(c.current_median, r.unit), _pct(c.change_pct), _ci(c), _p(c), n,
+                     fmt_quantity(c.current_median, r.unit), pct(c.change_pct), ci_pct(c.ratio_ci), _p(c), n,
                      c.status.value, c.confidence.value if c.confidence else "-"])
     return headers, rows
 
 
 def _details(r: ComparedBenchmark, bullet: str, check: tuple[str, str]) -> list[str]:
     c = r.comparison
-    lines = [f"{r.benchmark} ({r.metric}): {_pct(c.change_pct)}, {c.status.value}"
+    lines = [f"{r.benchmark} ({r.metric}): {pct(c.change_pct)}, {c.status.value}"
              + (f", {c.confidence.value} confidence" if c.confidence else "")]
     for crit in c.criteria:
         lines.append(f"{bullet}{check[0] if crit.met else check[1]} {crit.name}: {crit.detail}")
@@ -78,7 +70,7 @@ def _details(r: ComparedBenchmark, bullet: str, check: tuple[str, str]) -> list[
     if c.cohen_d is not None:
         effects.append(f"Cohen's d {c.cohen_d:.2f}")
     if c.hodges_lehmann_pct is not None:
-        effects.append(f"Hodges-Lehmann shift {_pct(c.hodges_lehmann_pct)}")
+        effects.append(f"Hodges-Lehmann shift {pct(c.hodges_lehmann_pct)}")
     if c.cliffs_delta is not None:
         effects.append(f"Cliff's delta {c.cliffs_delta:+.2f}")
     if effects:
@@ -163,30 +155,26 @@ def render_markdown(report: CompareReport) -> str:
         "|" + "|".join("---:" if i in (2, 3, 4, 6, 7) else "---" for i in range(len(headers))) + "|",
     ]
     for row in rows:
-        out.append("| " + " | ".join(_md_escape(c) for c in row) + " |")
+        out.append("| " + " | ".join(md_escape(c) for c in row) + " |")
     if report.infrastructure is not None:
         out += ["", "### Infrastructure", "", report.infrastructure.reason]
     if report.regressions:
         out += ["", "### Regressions", ""]
         for r in report.regressions:
             first, *rest = _details(r, "", ("- [x]", "- [ ]"))
-            out += [f"**{_md_escape(first)}**", ""] + [
+            out += [f"**{md_escape(first)}**", ""] + [
                 line if line.startswith("- [") else f"- {line}" for line in rest] + [""]
     if report.evidence or report.evidence_errors:
         out += ["", "### Root Cause Evidence", ""]
-        out += [f"- {_md_escape(line.strip())}" if not line.startswith("  ")
-                else f"  - {_md_escape(line.strip())}" for line in _evidence_lines(report)]
+        out += [f"- {md_escape(line.strip())}" if not line.startswith("  ")
+                else f"  - {md_escape(line.strip())}" for line in _evidence_lines(report)]
     notes = _notes(report)
     if notes:
-        out += ["", "### Notes", ""] + [f"- {_md_escape(n)}" for n in notes]
+        out += ["", "### Notes", ""] + [f"- {md_escape(n)}" for n in notes]
     text = "\n".join(out).rstrip() + "\n"
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
     return text
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def report_dict(report: CompareReport) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from perfd.records import BudgetRecord
 from perfd.report.budgets import budget_dicts, budgets_table
 from perfd.report.compare import fmt_quantity
 from perfd.report.compare import render_text as compare_text
-from perfd.report.text import fmt_value
+from perfd.report.text import ci_pct, fmt_value, md_escape, pct
 
 # GitHub takes at most 1 MiB of step summary per step and 65,536 characters per comment.
 SUMMARY_MAX_BYTES = 1024 * 1024
@@ -78,17 +78,8 @@ def row_state(result: GateResult, row: ComparedBenchmark) -> str:
     return row.comparison.status.value
 
 
-def _pct(x: float) -> str:
-    return f"{x:+.1f}%"
-
-
-def _ci(row: ComparedBenchmark) -> str:
-    lo, hi = row.comparison.ratio_ci
-    return f"[{_pct((lo - 1) * 100)}, {_pct((hi - 1) * 100)}]"
-
-
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_escape(text).replace("\n", " ")
 
 
 def _notes(result: GateResult) -> list[str]:
@@ -165,7 +156,7 @@ def _benchmark_table(result: GateResult, rows: Sequence[ComparedBenchmark]) -> l
         mark = {"BLOCKING": ":no_entry: ", "ACCEPTED": ":ballot_box_with_check: "}.get(state, "")
         out.append("| " + " | ".join(_md(x) for x in (
             r.benchmark, r.metric, fmt_quantity(c.baseline_median, r.unit),
-            fmt_quantity(c.current_median, r.unit), _pct(c.change_pct), _ci(r),
+            fmt_quantity(c.current_median, r.unit), pct(c.change_pct), ci_pct(r.comparison.ratio_ci),
             c.confidence.value if c.confidence else "-",
             str(r.pairs) if r.pairs is not None else "-", mark + state)) + " |")
     return out
@@ -178,7 +169,7 @@ def _budget_table(budgets: Sequence[BudgetRecord]) -> list[str]:
         out.append("| " + " | ".join(_md(x) for x in (
             b.status, b.benchmark, b.metric, b.statistic,
             fmt_value(b.value) if b.value is not None else "-", b.limit_text,
-            _pct(b.change_pct) if b.change_pct is not None else "-", b.confidence or "-",
+            pct(b.change_pct) if b.change_pct is not None else "-", b.confidence or "-",
             b.action, b.owner or "-")) + " |")
     return out
 
@@ -365,8 +356,8 @@ def _regression_case(result: GateResult, row: ComparedBenchmark) -> ET.Element:
     case = _element(None, "testcase", {"classname": f"{result.suite}.{row.benchmark}",
                                        "name": row.metric})
     lo, hi = ((r - 1) * 100 for r in c.ratio_ci)
-    summary = (f"{row.benchmark} {row.metric}: {_pct(c.change_pct)} (95% CI {_pct(lo)} .. "
-               f"{_pct(hi)}), {c.status.value}"
+    summary = (f"{row.benchmark} {row.metric}: {pct(c.change_pct)} (95% CI {pct(lo)} .. "
+               f"{pct(hi)}), {c.status.value}"
                + (f" at {c.confidence} confidence" if c.confidence else ""))
     details = "\n".join([f"why: {c.reason}"] + [
         f"[{'x' if k.met else ' '}] {k.name}: {k.detail}" for k in c.criteria])

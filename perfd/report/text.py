@@ -21,6 +21,22 @@ def fmt_value(value: float) -> str:
     return f"{value:.4g}"
 
 
+def pct(x: float) -> str:
+    """A signed percentage to one decimal: ``+10.0%``."""
+    return f"{x:+.1f}%"
+
+
+def ci_pct(ratio_ci: tuple[float, float]) -> str:
+    """A ratio's confidence interval as percent changes: ``[+9.4%, +11.1%]``."""
+    lo, hi = ratio_ci
+    return f"[{pct((lo - 1) * 100)}, {pct((hi - 1) * 100)}]"
+
+
+def md_escape(text: str) -> str:
+    """Text safe inside a Markdown table cell (its pipes escaped)."""
+    return text.replace("|", "\\|")
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
     """Aligned columns; column indexes in `right` are right-aligned."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
